@@ -1,0 +1,387 @@
+//! The JSON API: request and response types shared by every transport (the host's
+//! router, the edge worker's router and the npm package), with their validation.
+//! Writing them once here is what makes the three runtimes one API.
+//!
+//! Types that also cross the component boundary in postcard never skip fields when
+//! serializing in binary form, because postcard is not self-describing.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::model::{ChunkData, DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
+
+/// Largest accepted vector dimension.
+pub const MAX_DIMENSION: u32 = 4096;
+/// Largest accepted `k` in a search.
+pub const MAX_K: u32 = 10_000;
+/// Default `k` in a search.
+pub const DEFAULT_K: u32 = 10;
+/// Longest accepted library name (names are also storage path segments).
+pub const MAX_LIBRARY_NAME: usize = 64;
+/// Longest accepted document or chunk id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Parses a JSON request body. Syntax errors are reported as malformed JSON, well-formed
+/// JSON of the wrong shape as an invalid request; both are client errors (400).
+pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::invalid(format!("invalid request body: {e}")),
+        _ => Error::MalformedJson(e.to_string()),
+    })
+}
+
+/// Serializes a response body. Serializing these types cannot fail (all map keys are
+/// strings), so a failure is reported as an internal error rather than a panic.
+pub fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|e| {
+        serde_json::to_vec(&ErrorBody::from(&Error::Internal(e.to_string()))).unwrap_or_default()
+    })
+}
+
+/// `{"error":{"kind","message"}}`, the body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The inside of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// `invalid`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `rate_limited`,
+    /// `unavailable` or `internal`.
+    pub kind: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        ErrorBody { error: ErrorDetail { kind: kind.into(), message: message.into() } }
+    }
+}
+
+impl From<&Error> for ErrorBody {
+    fn from(e: &Error) -> Self {
+        ErrorBody::new(e.kind().as_str(), e.to_string())
+    }
+}
+
+/// Only `{"type":"none"}` exists so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum QuantizationSpec {
+    #[default]
+    None,
+}
+
+/// `POST /v1/libraries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLibraryRequest {
+    pub name: String,
+    pub dimension: u32,
+    #[serde(default)]
+    pub metric: Metric,
+    #[serde(default)]
+    pub index: IndexConfig,
+    #[serde(default)]
+    pub quantization: QuantizationSpec,
+}
+
+impl CreateLibraryRequest {
+    /// Validates the request into a library configuration.
+    pub fn into_config(self) -> Result<LibraryConfig> {
+        validate_library_name(&self.name)?;
+        if self.dimension == 0 || self.dimension > MAX_DIMENSION {
+            return Err(Error::invalid(format!(
+                "dimension must be between 1 and {MAX_DIMENSION}, got {}",
+                self.dimension
+            )));
+        }
+        Ok(LibraryConfig {
+            name: self.name,
+            dimension: self.dimension,
+            metric: self.metric,
+            index: self.index,
+        })
+    }
+}
+
+/// Library names are path segments in URLs and in object storage, so they are kept to
+/// `[A-Za-z0-9_-]`, 1 to 64 characters.
+pub fn validate_library_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_LIBRARY_NAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "library name must be 1 to {MAX_LIBRARY_NAME} characters of A-Z, a-z, 0-9, `_` or `-`, got {name:?}"
+        )))
+    }
+}
+
+/// Document and chunk ids: non-empty, at most 256 bytes, no control characters.
+pub fn validate_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "{what} id must be 1 to {MAX_ID_BYTES} bytes without control characters, got {id:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The JSON description of a library, with its statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibraryInfo {
+    pub id: String,
+    pub name: String,
+    pub dimension: u32,
+    pub metric: Metric,
+    pub index: IndexConfig,
+    pub documents: u64,
+    pub chunks: u64,
+    /// Sequence number of the last applied WAL record.
+    pub seq: u64,
+}
+
+/// `GET /v1/libraries`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibraryList {
+    pub libraries: Vec<LibraryInfo>,
+}
+
+/// One chunk in an upsert request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkInput {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub text: String,
+    pub embedding: Vec<f32>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// `POST /v1/libraries/{lib}/documents`: insert or replace a whole document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertDocumentRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    pub chunks: Vec<ChunkInput>,
+}
+
+impl UpsertDocumentRequest {
+    /// Resolves ids: the document gets `id` (the request's own, or one the caller
+    /// generated), and a chunk without an id gets `{document}#{position}`, so replaying
+    /// the same request gives the same ids everywhere.
+    pub fn into_document(self, id: String) -> DocumentData {
+        let chunks = self
+            .chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| ChunkData {
+                id: c.id.unwrap_or_else(|| format!("{id}#{i}")),
+                text: c.text,
+                embedding: c.embedding,
+                metadata: c.metadata,
+            })
+            .collect();
+        DocumentData { id, metadata: self.metadata, chunks }
+    }
+}
+
+/// Response to an upsert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpsertResponse {
+    pub id: String,
+    pub chunk_ids: Vec<String>,
+}
+
+/// `POST /v1/libraries/{lib}/documents/batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchUpsertRequest {
+    pub documents: Vec<UpsertDocumentRequest>,
+}
+
+/// One document's result in a batch: either its ids or its error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchItemResult {
+    Ok(UpsertResponse),
+    Err(ErrorBody),
+}
+
+/// Response to a batch upsert, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchUpsertResponse {
+    pub results: Vec<BatchItemResult>,
+}
+
+/// `GET /v1/libraries/{lib}/documents/{doc}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentResponse {
+    pub id: String,
+    pub metadata: Metadata,
+    pub chunks: Vec<ChunkOutput>,
+}
+
+/// A stored chunk, as returned by document reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkOutput {
+    pub id: String,
+    pub text: String,
+    pub embedding: Vec<f32>,
+    pub metadata: Metadata,
+}
+
+/// Search mode. Only `vector` exists so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    #[default]
+    Vector,
+    Keyword,
+    Hybrid,
+}
+
+/// What a hit carries besides ids and score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Include {
+    Text,
+    Metadata,
+    Vector,
+}
+
+/// Per-query index parameters (used by approximate indexes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    #[serde(default)]
+    pub ef: Option<u32>,
+    #[serde(default)]
+    pub nprobe: Option<u32>,
+}
+
+/// `POST /v1/libraries/{lib}/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default = "default_k")]
+    pub k: u32,
+    #[serde(default)]
+    pub filter: Option<Metadata>,
+    #[serde(default)]
+    pub mode: SearchMode,
+    #[serde(default)]
+    pub fusion: Option<Metadata>,
+    #[serde(default)]
+    pub rerank: Option<Metadata>,
+    #[serde(default)]
+    pub params: SearchParams,
+    /// Defaults to `["text", "metadata"]`.
+    #[serde(default)]
+    pub include: Option<Vec<Include>>,
+}
+
+fn default_k() -> u32 {
+    DEFAULT_K
+}
+
+impl SearchRequest {
+    /// A vector search for `k` neighbours with default options.
+    pub fn vector(vector: Vec<f32>, k: u32) -> Self {
+        SearchRequest {
+            vector: Some(vector),
+            text: None,
+            k,
+            filter: None,
+            mode: SearchMode::Vector,
+            fusion: None,
+            rerank: None,
+            params: SearchParams::default(),
+            include: None,
+        }
+    }
+
+    /// Whether hits should carry `what`.
+    pub fn includes(&self, what: Include) -> bool {
+        match &self.include {
+            Some(list) => list.contains(&what),
+            None => matches!(what, Include::Text | Include::Metadata),
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Hit {
+    pub chunk_id: String,
+    pub document_id: String,
+    /// Higher is closer, whatever the metric.
+    pub score: f32,
+    /// The metric's distance, where it has one (cosine: `1 - score`, l2: euclidean).
+    #[serde(default)]
+    pub distance: Option<f32>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+}
+
+impl Serialize for Hit {
+    fn serialize<S: Serializer>(&self, serializer: S) -> core::result::Result<S::Ok, S::Error> {
+        // JSON omits absent fields; postcard needs every field, in order.
+        let keep_absent = !serializer.is_human_readable();
+        let mut s = serializer.serialize_struct("Hit", 7)?;
+        s.serialize_field("chunk_id", &self.chunk_id)?;
+        s.serialize_field("document_id", &self.document_id)?;
+        s.serialize_field("score", &self.score)?;
+        macro_rules! optional {
+            ($name:literal, $field:expr) => {
+                if keep_absent || $field.is_some() {
+                    s.serialize_field($name, &$field)?;
+                } else {
+                    s.skip_field($name)?;
+                }
+            };
+        }
+        optional!("distance", self.distance);
+        optional!("text", self.text);
+        optional!("metadata", self.metadata);
+        optional!("vector", self.vector);
+        s.end()
+    }
+}
+
+/// Response to a search. `took_ms` is filled in by the transport (the engine has no clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub hits: Vec<Hit>,
+    pub took_ms: f64,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+    pub version: String,
+    pub runtime: String,
+}

@@ -1,0 +1,79 @@
+//! Commands (what a client asks for), WAL records (what the engine agreed to do) and
+//! queries (read-only requests), with their outcomes.
+
+use alloc::string::String;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{
+    DocumentResponse, LibraryInfo, LibraryList, SearchRequest, SearchResponse, UpsertResponse,
+};
+use crate::model::{DocumentData, LibraryConfig};
+
+/// A mutation request. [`crate::Engine::prepare`] validates it into a [`WalRecord`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    CreateLibrary(LibraryConfig),
+    DeleteLibrary { library: String },
+    /// Insert or replace a whole document; every id must already be resolved
+    /// (see [`crate::api::UpsertDocumentRequest::into_document`]).
+    UpsertDocument { library: String, document: DocumentData },
+    DeleteDocument { library: String, document: String },
+}
+
+impl Command {
+    /// The library this command changes.
+    pub fn library(&self) -> &str {
+        match self {
+            Command::CreateLibrary(config) => &config.name,
+            Command::DeleteLibrary { library }
+            | Command::UpsertDocument { library, .. }
+            | Command::DeleteDocument { library, .. } => library,
+        }
+    }
+}
+
+/// One validated mutation at a position of a library's log. Applying the same
+/// records in the same order gives the same state in every runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalRecord {
+    pub library: String,
+    /// Position in the library's log, starting at 1 with its creation.
+    pub seq: u64,
+    pub op: WalOp,
+}
+
+/// The change a [`WalRecord`] makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WalOp {
+    CreateLibrary(LibraryConfig),
+    DeleteLibrary,
+    UpsertDocument(DocumentData),
+    DeleteDocument { id: String },
+}
+
+/// What applying a record did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    LibraryCreated(LibraryInfo),
+    LibraryDeleted { library: String },
+    DocumentUpserted(UpsertResponse),
+    DocumentDeleted { library: String, id: String },
+}
+
+/// A read-only request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Query {
+    ListLibraries,
+    GetLibrary { library: String },
+    GetDocument { library: String, document: String },
+    Search { library: String, request: SearchRequest },
+}
+
+/// The answer to a [`Query`], one variant per query kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum QueryResponse {
+    Libraries(LibraryList),
+    Library(LibraryInfo),
+    Document(DocumentResponse),
+    Search(SearchResponse),
+}

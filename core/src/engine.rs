@@ -1,0 +1,517 @@
+//! The engine: every library's state, and the prepare / apply / query entry points.
+
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cmp::Ordering;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{
+    self, ChunkOutput, DocumentResponse, Hit, Include, LibraryInfo, LibraryList, SearchMode,
+    SearchRequest, SearchResponse, UpsertResponse,
+};
+use crate::codec;
+use crate::command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::model::{DocumentData, LibraryConfig, Metadata, Metric};
+
+/// All libraries of one tenant. See the crate docs for the write path.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Engine {
+    libraries: BTreeMap<String, LibraryState>,
+}
+
+/// One library: its configuration, its documents and the chunk store, which is also the
+/// flat index. Chunks live in dense `u32` slots; deleting leaves a tombstone (`None`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibraryState {
+    config: LibraryConfig,
+    seq: u64,
+    documents: BTreeMap<String, StoredDocument>,
+    chunk_slots: BTreeMap<String, u32>,
+    slots: Vec<Option<StoredChunk>>,
+    /// `slots.len() * dimension` floats, row-major; rows of tombstones are kept.
+    vectors: Vec<f32>,
+    /// Euclidean norm of each row (used by cosine).
+    norms: Vec<f32>,
+    live_chunks: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredDocument {
+    metadata: Metadata,
+    slots: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredChunk {
+    id: String,
+    document: String,
+    text: String,
+    metadata: Metadata,
+}
+
+impl Engine {
+    /// An engine with no libraries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The library called `name`.
+    pub fn library(&self, name: &str) -> Option<&LibraryState> {
+        self.libraries.get(name)
+    }
+
+    /// Names of all libraries, in order.
+    pub fn library_names(&self) -> impl Iterator<Item = &str> {
+        self.libraries.keys().map(String::as_str)
+    }
+
+    /// Validates `command` against the current state and returns the record that
+    /// performs it. Changes nothing.
+    ///
+    /// # Errors
+    /// `Invalid` for a malformed command (wrong dimension, non-finite values, empty
+    /// chunk list, bad ids), `NotFound` for an unknown library or document, `Conflict`
+    /// for an existing library or a chunk id owned by another document.
+    pub fn prepare(&self, command: Command) -> Result<WalRecord> {
+        let library = String::from(command.library());
+        let (seq, op) = match command {
+            Command::CreateLibrary(config) => {
+                if self.libraries.contains_key(&config.name) {
+                    return Err(Error::LibraryExists(config.name));
+                }
+                validate_config(&config)?;
+                (1, WalOp::CreateLibrary(config))
+            }
+            Command::DeleteLibrary { .. } => (self.get(&library)?.seq + 1, WalOp::DeleteLibrary),
+            Command::UpsertDocument { document, .. } => {
+                let lib = self.get(&library)?;
+                lib.validate_document(&document)?;
+                (lib.seq + 1, WalOp::UpsertDocument(document))
+            }
+            Command::DeleteDocument { document, .. } => {
+                let lib = self.get(&library)?;
+                lib.document(&document)?;
+                (lib.seq + 1, WalOp::DeleteDocument { id: document })
+            }
+        };
+        Ok(WalRecord { library, seq, op })
+    }
+
+    /// Applies one record. Records must come in sequence order per library; a record
+    /// is validated again, so a corrupted or hand-made log cannot break invariants.
+    ///
+    /// # Errors
+    /// `Conflict` for a record out of sequence, and every error of [`Engine::prepare`].
+    pub fn apply(&mut self, record: &WalRecord) -> Result<Outcome> {
+        let name = &record.library;
+        if let WalOp::CreateLibrary(config) = &record.op {
+            if self.libraries.contains_key(name) {
+                return Err(Error::LibraryExists(name.clone()));
+            }
+            if config.name != *name || record.seq != 1 {
+                return Err(Error::Corrupt {
+                    what: "WAL record",
+                    reason: format!("library `{name}` created at sequence {}", record.seq),
+                });
+            }
+            validate_config(config)?;
+            let state = LibraryState::new(config.clone());
+            let info = state.info();
+            self.libraries.insert(name.clone(), state);
+            return Ok(Outcome::LibraryCreated(info));
+        }
+        let lib = self
+            .libraries
+            .get_mut(name)
+            .ok_or_else(|| Error::LibraryNotFound(name.clone()))?;
+        if record.seq != lib.seq + 1 {
+            return Err(Error::OutOfOrder {
+                library: name.clone(),
+                expected: lib.seq + 1,
+                received: record.seq,
+            });
+        }
+        let outcome = match &record.op {
+            WalOp::CreateLibrary(_) => return Err(Error::LibraryExists(name.clone())),
+            WalOp::DeleteLibrary => {
+                self.libraries.remove(name);
+                return Ok(Outcome::LibraryDeleted { library: name.clone() });
+            }
+            WalOp::UpsertDocument(document) => {
+                lib.validate_document(document)?;
+                Outcome::DocumentUpserted(lib.upsert(document))
+            }
+            WalOp::DeleteDocument { id } => {
+                lib.document(id)?;
+                lib.remove_document(id);
+                Outcome::DocumentDeleted { library: name.clone(), id: id.clone() }
+            }
+        };
+        lib.seq = record.seq;
+        Ok(outcome)
+    }
+
+    /// Answers a read-only request.
+    ///
+    /// # Errors
+    /// `NotFound` for unknown libraries or documents, `Invalid` for a bad search.
+    pub fn query(&self, query: &Query) -> Result<QueryResponse> {
+        Ok(match query {
+            Query::ListLibraries => QueryResponse::Libraries(LibraryList {
+                libraries: self.libraries.values().map(LibraryState::info).collect(),
+            }),
+            Query::GetLibrary { library } => QueryResponse::Library(self.get(library)?.info()),
+            Query::GetDocument { library, document } => {
+                QueryResponse::Document(self.get(library)?.document_response(document)?)
+            }
+            Query::Search { library, request } => {
+                QueryResponse::Search(self.get(library)?.search(request)?)
+            }
+        })
+    }
+
+    /// Encodes one library as a snapshot (see [`codec`] for the framing).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown library.
+    pub fn snapshot(&self, library: &str) -> Result<Vec<u8>> {
+        codec::encode_snapshot(self.get(library)?)
+    }
+
+    /// Replaces (or adds) the library contained in `bytes`; returns its name.
+    ///
+    /// # Errors
+    /// `Internal` for a corrupt, truncated or unknown-version snapshot; the engine is
+    /// unchanged then.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<String> {
+        let state = codec::decode_snapshot(bytes)?;
+        state.check()?;
+        let name = state.config.name.clone();
+        self.libraries.insert(name.clone(), state);
+        Ok(name)
+    }
+
+    /// Forgets a library without logging anything (used when reloading from storage).
+    pub fn evict(&mut self, library: &str) -> bool {
+        self.libraries.remove(library).is_some()
+    }
+
+    fn get(&self, library: &str) -> Result<&LibraryState> {
+        self.libraries
+            .get(library)
+            .ok_or_else(|| Error::LibraryNotFound(String::from(library)))
+    }
+}
+
+fn validate_config(config: &LibraryConfig) -> Result<()> {
+    api::validate_library_name(&config.name)?;
+    if config.dimension == 0 || config.dimension > api::MAX_DIMENSION {
+        return Err(Error::invalid(format!(
+            "dimension must be between 1 and {}, got {}",
+            api::MAX_DIMENSION,
+            config.dimension
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a vector's length and values for this library.
+fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()> {
+    if v.len() != config.dimension as usize {
+        return Err(Error::WrongDimension { expected: config.dimension, received: v.len() });
+    }
+    if let Some(position) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFinite { field: String::from(field), position });
+    }
+    if config.metric == Metric::Cosine && v.iter().all(|x| *x == 0.0) {
+        return Err(Error::invalid(format!("{field} is all zeros, which has no cosine similarity")));
+    }
+    Ok(())
+}
+
+impl LibraryState {
+    fn new(config: LibraryConfig) -> Self {
+        LibraryState {
+            config,
+            seq: 1,
+            documents: BTreeMap::new(),
+            chunk_slots: BTreeMap::new(),
+            slots: Vec::new(),
+            vectors: Vec::new(),
+            norms: Vec::new(),
+            live_chunks: 0,
+        }
+    }
+
+    /// The library's configuration.
+    pub fn config(&self) -> &LibraryConfig {
+        &self.config
+    }
+
+    /// Sequence number of the last applied record.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The JSON description of this library.
+    pub fn info(&self) -> LibraryInfo {
+        LibraryInfo {
+            id: self.config.name.clone(),
+            name: self.config.name.clone(),
+            dimension: self.config.dimension,
+            metric: self.config.metric,
+            index: self.config.index.clone(),
+            documents: self.documents.len() as u64,
+            chunks: self.live_chunks,
+            seq: self.seq,
+        }
+    }
+
+    fn document(&self, id: &str) -> Result<&StoredDocument> {
+        self.documents.get(id).ok_or_else(|| Error::DocumentNotFound {
+            library: self.config.name.clone(),
+            document: String::from(id),
+        })
+    }
+
+    fn validate_document(&self, document: &DocumentData) -> Result<()> {
+        api::validate_id("document", &document.id)?;
+        if document.chunks.is_empty() {
+            return Err(Error::invalid("a document needs at least one chunk"));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, chunk) in document.chunks.iter().enumerate() {
+            api::validate_id("chunk", &chunk.id)?;
+            if !seen.insert(chunk.id.as_str()) {
+                return Err(Error::invalid(format!("chunk id `{}` appears twice", chunk.id)));
+            }
+            if let Some(slot) = self.chunk_slots.get(&chunk.id) {
+                let owner = self.chunk(*slot).map(|c| c.document.as_str()).unwrap_or_default();
+                if owner != document.id {
+                    return Err(Error::ChunkIdTaken {
+                        chunk: chunk.id.clone(),
+                        document: String::from(owner),
+                    });
+                }
+            }
+            validate_vector(&self.config, &format!("chunks[{i}].embedding"), &chunk.embedding)?;
+        }
+        Ok(())
+    }
+
+    fn chunk(&self, slot: u32) -> Option<&StoredChunk> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn row(&self, slot: u32) -> &[f32] {
+        let dim = self.config.dimension as usize;
+        let start = slot as usize * dim;
+        &self.vectors[start..start + dim]
+    }
+
+    fn upsert(&mut self, document: &DocumentData) -> UpsertResponse {
+        self.remove_document(&document.id);
+        let mut slots = Vec::with_capacity(document.chunks.len());
+        for chunk in &document.chunks {
+            let slot = self.slots.len() as u32;
+            self.vectors.extend_from_slice(&chunk.embedding);
+            self.norms.push(kernels::norm(&chunk.embedding));
+            self.slots.push(Some(StoredChunk {
+                id: chunk.id.clone(),
+                document: document.id.clone(),
+                text: chunk.text.clone(),
+                metadata: chunk.metadata.clone(),
+            }));
+            self.chunk_slots.insert(chunk.id.clone(), slot);
+            self.live_chunks += 1;
+            slots.push(slot);
+        }
+        self.documents.insert(
+            document.id.clone(),
+            StoredDocument { metadata: document.metadata.clone(), slots },
+        );
+        UpsertResponse {
+            id: document.id.clone(),
+            chunk_ids: document.chunks.iter().map(|c| c.id.clone()).collect(),
+        }
+    }
+
+    fn remove_document(&mut self, id: &str) {
+        let Some(old) = self.documents.remove(id) else { return };
+        for slot in old.slots {
+            if let Some(chunk) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+                self.chunk_slots.remove(&chunk.id);
+                self.live_chunks -= 1;
+            }
+        }
+    }
+
+    fn document_response(&self, id: &str) -> Result<DocumentResponse> {
+        let doc = self.document(id)?;
+        let chunks = doc
+            .slots
+            .iter()
+            .filter_map(|&slot| {
+                self.chunk(slot).map(|c| ChunkOutput {
+                    id: c.id.clone(),
+                    text: c.text.clone(),
+                    embedding: self.row(slot).to_vec(),
+                    metadata: c.metadata.clone(),
+                })
+            })
+            .collect();
+        Ok(DocumentResponse { id: String::from(id), metadata: doc.metadata.clone(), chunks })
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        if request.mode != SearchMode::Vector {
+            let mode = if request.mode == SearchMode::Keyword { "keyword" } else { "hybrid" };
+            return Err(Error::Unsupported { what: format!("search mode `{mode}`") });
+        }
+        if request.filter.is_some() {
+            return Err(Error::Unsupported { what: String::from("`filter`") });
+        }
+        if request.fusion.is_some() || request.rerank.is_some() {
+            return Err(Error::Unsupported { what: String::from("`fusion` and `rerank`") });
+        }
+        let Some(query) = &request.vector else {
+            return Err(Error::invalid("vector search needs `vector`"));
+        };
+        if request.k == 0 || request.k > api::MAX_K {
+            return Err(Error::invalid(format!(
+                "k must be between 1 and {}, got {}",
+                api::MAX_K,
+                request.k
+            )));
+        }
+        validate_vector(&self.config, "vector", query)?;
+        let hits = self.flat_top_k(query, request.k as usize);
+        Ok(SearchResponse {
+            hits: hits.into_iter().map(|(score, slot)| self.hit(slot, score, request)).collect(),
+            took_ms: 0.0,
+        })
+    }
+
+    /// Exact top-k by score, ties broken by slot (older first), so every runtime ranks
+    /// identically.
+    fn flat_top_k(&self, query: &[f32], k: usize) -> Vec<(f32, u32)> {
+        let qnorm = kernels::norm(query);
+        let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
+        for (slot, chunk) in self.slots.iter().enumerate() {
+            if chunk.is_none() {
+                continue;
+            }
+            let slot = slot as u32;
+            let score = self.score(query, qnorm, slot);
+            let candidate = Candidate { score, slot };
+            if heap.len() < k {
+                heap.push(candidate);
+            } else if let Some(worst) = heap.peek() {
+                if candidate < *worst {
+                    heap.pop();
+                    heap.push(candidate);
+                }
+            }
+        }
+        heap.into_sorted_vec().into_iter().map(|c| (c.score, c.slot)).collect()
+    }
+
+    fn score(&self, query: &[f32], qnorm: f32, slot: u32) -> f32 {
+        let row = self.row(slot);
+        match self.config.metric {
+            Metric::Dot => kernels::dot(query, row),
+            Metric::Cosine => kernels::dot(query, row) / (qnorm * self.norms[slot as usize]),
+            Metric::L2 => -kernels::sqrt(kernels::l2_squared(query, row)),
+        }
+    }
+
+    fn hit(&self, slot: u32, score: f32, request: &SearchRequest) -> Hit {
+        let chunk = self.chunk(slot);
+        let distance = match self.config.metric {
+            Metric::Cosine => Some(1.0 - score),
+            Metric::L2 => Some(-score),
+            Metric::Dot => None,
+        };
+        Hit {
+            chunk_id: chunk.map(|c| c.id.clone()).unwrap_or_default(),
+            document_id: chunk.map(|c| c.document.clone()).unwrap_or_default(),
+            score,
+            distance,
+            text: chunk.filter(|_| request.includes(Include::Text)).map(|c| c.text.clone()),
+            metadata: chunk
+                .filter(|_| request.includes(Include::Metadata))
+                .map(|c| c.metadata.clone()),
+            vector: request.includes(Include::Vector).then(|| self.row(slot).to_vec()),
+        }
+    }
+
+    /// Checks the invariants of a decoded snapshot, so that outside bytes can never
+    /// make a later search or apply index out of bounds.
+    fn check(&self) -> Result<()> {
+        let corrupt = |reason: String| Error::Corrupt { what: "snapshot", reason };
+        validate_config(&self.config)?;
+        let dim = self.config.dimension as usize;
+        let n = self.slots.len();
+        if self.vectors.len() != n * dim || self.norms.len() != n || n > u32::MAX as usize {
+            return Err(corrupt(format!(
+                "{n} slots but {} floats and {} norms",
+                self.vectors.len(),
+                self.norms.len()
+            )));
+        }
+        let live = self.slots.iter().filter(|s| s.is_some()).count();
+        if live as u64 != self.live_chunks || self.chunk_slots.len() != live {
+            return Err(corrupt(format!("{live} live chunks but counters disagree")));
+        }
+        for (id, &slot) in &self.chunk_slots {
+            if self.chunk(slot).map(|c| &c.id) != Some(id) {
+                return Err(corrupt(format!("chunk `{id}` points at slot {slot}")));
+            }
+        }
+        let mut owned = 0usize;
+        for (doc_id, doc) in &self.documents {
+            for &slot in &doc.slots {
+                match self.chunk(slot) {
+                    Some(c) if c.document == *doc_id => owned += 1,
+                    _ => return Err(corrupt(format!("document `{doc_id}` owns slot {slot}"))),
+                }
+            }
+        }
+        if owned != live {
+            return Err(corrupt(format!("{owned} chunks owned by documents, {live} live")));
+        }
+        Ok(())
+    }
+}
+
+/// A scored slot, ordered so that "greater" means "worse": the max-heap then keeps the
+/// worst of the current top-k on top.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: f32,
+    slot: u32,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.score.total_cmp(&self.score).then(self.slot.cmp(&other.slot))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Candidate {}
