@@ -1,0 +1,27 @@
+//! # arrwdb-edge
+//!
+//! arrwDB as one WebAssembly component with two faces:
+//!
+//! - `arrw:db/engine` ([`engine_export`]): the engine's byte-oriented interface. The
+//!   `arrwdb` host instantiates this component once per tenant and drives it through
+//!   these exports; the host owns storage.
+//! - `wasi:http/incoming-handler` ([`http`]): the data API served directly by any
+//!   wasi:http runtime (Spin, `wasmtime serve`). Runtimes create a fresh instance per
+//!   request, so each request loads the library it touches from storage ([`store`]),
+//!   and a write is acknowledged only once its WAL segment exists.
+
+pub mod engine_export;
+pub mod http;
+pub mod store;
+
+#[allow(unsafe_code)] // the spin-sdk macro generates the wasi:http export glue
+mod handler {
+    use spin_sdk::http::{IntoResponse, Request};
+    use spin_sdk::http_component;
+
+    /// The wasi:http entry point.
+    #[http_component]
+    fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
+        Ok(super::http::handle(&request))
+    }
+}
