@@ -60,7 +60,12 @@ pub struct ErrorDetail {
 
 impl ErrorBody {
     pub fn new(kind: &str, message: impl Into<String>) -> Self {
-        ErrorBody { error: ErrorDetail { kind: kind.into(), message: message.into() } }
+        ErrorBody {
+            error: ErrorDetail {
+                kind: kind.into(),
+                message: message.into(),
+            },
+        }
     }
 }
 
@@ -116,7 +121,9 @@ impl CreateLibraryRequest {
 pub fn validate_library_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_LIBRARY_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -196,7 +203,11 @@ impl UpsertDocumentRequest {
                 metadata: c.metadata,
             })
             .collect();
-        DocumentData { id, metadata: self.metadata, chunks }
+        DocumentData {
+            id,
+            metadata: self.metadata,
+            chunks,
+        }
     }
 }
 

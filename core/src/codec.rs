@@ -37,10 +37,15 @@ pub fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes bare postcard. Trailing bytes are an error.
 pub fn from_bytes<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let (value, rest) = postcard::take_from_bytes(bytes)
-        .map_err(|e| Error::Corrupt { what, reason: e.to_string() })?;
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| Error::Corrupt {
+        what,
+        reason: e.to_string(),
+    })?;
     if !rest.is_empty() {
-        return Err(Error::Corrupt { what, reason: format!("{} trailing bytes", rest.len()) });
+        return Err(Error::Corrupt {
+            what,
+            reason: format!("{} trailing bytes", rest.len()),
+        });
     }
     Ok(value)
 }
@@ -62,7 +67,10 @@ fn unframe<'a>(
     supported: u16,
     bytes: &'a [u8],
 ) -> Result<&'a [u8]> {
-    let corrupt = |reason: &str| Error::Corrupt { what, reason: reason.to_string() };
+    let corrupt = |reason: &str| Error::Corrupt {
+        what,
+        reason: reason.to_string(),
+    };
     if bytes.len() < HEADER + FOOTER {
         return Err(corrupt("too short"));
     }
@@ -76,7 +84,11 @@ fn unframe<'a>(
     }
     let version = u16::from_le_bytes([bytes[4], bytes[5]]);
     if version == 0 || version > supported {
-        return Err(Error::UnknownVersion { what, version, supported });
+        return Err(Error::UnknownVersion {
+            what,
+            version,
+            supported,
+        });
     }
     Ok(&body[HEADER..])
 }
@@ -88,7 +100,10 @@ pub(crate) fn encode_snapshot(state: &LibraryState) -> Result<Vec<u8>> {
 
 /// Decodes a library snapshot (structure only; the engine checks invariants).
 pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<LibraryState> {
-    from_bytes("snapshot", unframe("snapshot", SNAPSHOT_MAGIC, SNAPSHOT_VERSION, bytes)?)
+    from_bytes(
+        "snapshot",
+        unframe("snapshot", SNAPSHOT_MAGIC, SNAPSHOT_VERSION, bytes)?,
+    )
 }
 
 /// Encodes the records of one WAL segment (one group commit). Records must be
@@ -106,8 +121,10 @@ pub fn encode_wal_segment(records: &[WalRecord]) -> Result<Vec<u8>> {
 /// # Errors
 /// `Internal` for a corrupt, truncated or unknown-version segment.
 pub fn decode_wal_segment(bytes: &[u8]) -> Result<Vec<WalRecord>> {
-    let records: Vec<WalRecord> =
-        from_bytes("WAL segment", unframe("WAL segment", WAL_MAGIC, WAL_VERSION, bytes)?)?;
+    let records: Vec<WalRecord> = from_bytes(
+        "WAL segment",
+        unframe("WAL segment", WAL_MAGIC, WAL_VERSION, bytes)?,
+    )?;
     check_segment(&records).map_err(|e| Error::Corrupt {
         what: "WAL segment",
         reason: e.to_string(),

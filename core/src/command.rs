@@ -13,11 +13,19 @@ use crate::model::{DocumentData, LibraryConfig};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     CreateLibrary(LibraryConfig),
-    DeleteLibrary { library: String },
+    DeleteLibrary {
+        library: String,
+    },
     /// Insert or replace a whole document; every id must already be resolved
     /// (see [`crate::api::UpsertDocumentRequest::into_document`]).
-    UpsertDocument { library: String, document: DocumentData },
-    DeleteDocument { library: String, document: String },
+    UpsertDocument {
+        library: String,
+        document: DocumentData,
+    },
+    DeleteDocument {
+        library: String,
+        document: String,
+    },
 }
 
 impl Command {
@@ -64,9 +72,17 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Query {
     ListLibraries,
-    GetLibrary { library: String },
-    GetDocument { library: String, document: String },
-    Search { library: String, request: SearchRequest },
+    GetLibrary {
+        library: String,
+    },
+    GetDocument {
+        library: String,
+        document: String,
+    },
+    Search {
+        library: String,
+        request: SearchRequest,
+    },
 }
 
 /// The answer to a [`Query`], one variant per query kind.

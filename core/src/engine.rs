@@ -139,7 +139,9 @@ impl Engine {
             WalOp::CreateLibrary(_) => return Err(Error::LibraryExists(name.clone())),
             WalOp::DeleteLibrary => {
                 self.libraries.remove(name);
-                return Ok(Outcome::LibraryDeleted { library: name.clone() });
+                return Ok(Outcome::LibraryDeleted {
+                    library: name.clone(),
+                });
             }
             WalOp::UpsertDocument(document) => {
                 lib.validate_document(document)?;
@@ -148,7 +150,10 @@ impl Engine {
             WalOp::DeleteDocument { id } => {
                 lib.document(id)?;
                 lib.remove_document(id);
-                Outcome::DocumentDeleted { library: name.clone(), id: id.clone() }
+                Outcome::DocumentDeleted {
+                    library: name.clone(),
+                    id: id.clone(),
+                }
             }
         };
         lib.seq = record.seq;
@@ -222,13 +227,21 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
 /// Checks a vector's length and values for this library.
 fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()> {
     if v.len() != config.dimension as usize {
-        return Err(Error::WrongDimension { expected: config.dimension, received: v.len() });
+        return Err(Error::WrongDimension {
+            expected: config.dimension,
+            received: v.len(),
+        });
     }
     if let Some(position) = v.iter().position(|x| !x.is_finite()) {
-        return Err(Error::NonFinite { field: String::from(field), position });
+        return Err(Error::NonFinite {
+            field: String::from(field),
+            position,
+        });
     }
     if config.metric == Metric::Cosine && v.iter().all(|x| *x == 0.0) {
-        return Err(Error::invalid(format!("{field} is all zeros, which has no cosine similarity")));
+        return Err(Error::invalid(format!(
+            "{field} is all zeros, which has no cosine similarity"
+        )));
     }
     Ok(())
 }
@@ -272,10 +285,12 @@ impl LibraryState {
     }
 
     fn document(&self, id: &str) -> Result<&StoredDocument> {
-        self.documents.get(id).ok_or_else(|| Error::DocumentNotFound {
-            library: self.config.name.clone(),
-            document: String::from(id),
-        })
+        self.documents
+            .get(id)
+            .ok_or_else(|| Error::DocumentNotFound {
+                library: self.config.name.clone(),
+                document: String::from(id),
+            })
     }
 
     fn validate_document(&self, document: &DocumentData) -> Result<()> {
@@ -287,10 +302,16 @@ impl LibraryState {
         for (i, chunk) in document.chunks.iter().enumerate() {
             api::validate_id("chunk", &chunk.id)?;
             if !seen.insert(chunk.id.as_str()) {
-                return Err(Error::invalid(format!("chunk id `{}` appears twice", chunk.id)));
+                return Err(Error::invalid(format!(
+                    "chunk id `{}` appears twice",
+                    chunk.id
+                )));
             }
             if let Some(slot) = self.chunk_slots.get(&chunk.id) {
-                let owner = self.chunk(*slot).map(|c| c.document.as_str()).unwrap_or_default();
+                let owner = self
+                    .chunk(*slot)
+                    .map(|c| c.document.as_str())
+                    .unwrap_or_default();
                 if owner != document.id {
                     return Err(Error::ChunkIdTaken {
                         chunk: chunk.id.clone(),
@@ -298,7 +319,11 @@ impl LibraryState {
                     });
                 }
             }
-            validate_vector(&self.config, &format!("chunks[{i}].embedding"), &chunk.embedding)?;
+            validate_vector(
+                &self.config,
+                &format!("chunks[{i}].embedding"),
+                &chunk.embedding,
+            )?;
         }
         Ok(())
     }
@@ -332,7 +357,10 @@ impl LibraryState {
         }
         self.documents.insert(
             document.id.clone(),
-            StoredDocument { metadata: document.metadata.clone(), slots },
+            StoredDocument {
+                metadata: document.metadata.clone(),
+                slots,
+            },
         );
         UpsertResponse {
             id: document.id.clone(),
@@ -341,7 +369,9 @@ impl LibraryState {
     }
 
     fn remove_document(&mut self, id: &str) {
-        let Some(old) = self.documents.remove(id) else { return };
+        let Some(old) = self.documents.remove(id) else {
+            return;
+        };
         for slot in old.slots {
             if let Some(chunk) = self.slots.get_mut(slot as usize).and_then(Option::take) {
                 self.chunk_slots.remove(&chunk.id);
@@ -364,19 +394,33 @@ impl LibraryState {
                 })
             })
             .collect();
-        Ok(DocumentResponse { id: String::from(id), metadata: doc.metadata.clone(), chunks })
+        Ok(DocumentResponse {
+            id: String::from(id),
+            metadata: doc.metadata.clone(),
+            chunks,
+        })
     }
 
     fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
         if request.mode != SearchMode::Vector {
-            let mode = if request.mode == SearchMode::Keyword { "keyword" } else { "hybrid" };
-            return Err(Error::Unsupported { what: format!("search mode `{mode}`") });
+            let mode = if request.mode == SearchMode::Keyword {
+                "keyword"
+            } else {
+                "hybrid"
+            };
+            return Err(Error::Unsupported {
+                what: format!("search mode `{mode}`"),
+            });
         }
         if request.filter.is_some() {
-            return Err(Error::Unsupported { what: String::from("`filter`") });
+            return Err(Error::Unsupported {
+                what: String::from("`filter`"),
+            });
         }
         if request.fusion.is_some() || request.rerank.is_some() {
-            return Err(Error::Unsupported { what: String::from("`fusion` and `rerank`") });
+            return Err(Error::Unsupported {
+                what: String::from("`fusion` and `rerank`"),
+            });
         }
         let Some(query) = &request.vector else {
             return Err(Error::invalid("vector search needs `vector`"));
@@ -391,7 +435,10 @@ impl LibraryState {
         validate_vector(&self.config, "vector", query)?;
         let hits = self.flat_top_k(query, request.k as usize);
         Ok(SearchResponse {
-            hits: hits.into_iter().map(|(score, slot)| self.hit(slot, score, request)).collect(),
+            hits: hits
+                .into_iter()
+                .map(|(score, slot)| self.hit(slot, score, request))
+                .collect(),
             took_ms: 0.0,
         })
     }
@@ -410,14 +457,15 @@ impl LibraryState {
             let candidate = Candidate { score, slot };
             if heap.len() < k {
                 heap.push(candidate);
-            } else if let Some(worst) = heap.peek() {
-                if candidate < *worst {
-                    heap.pop();
-                    heap.push(candidate);
-                }
+            } else if heap.peek().is_some_and(|worst| candidate < *worst) {
+                heap.pop();
+                heap.push(candidate);
             }
         }
-        heap.into_sorted_vec().into_iter().map(|c| (c.score, c.slot)).collect()
+        heap.into_sorted_vec()
+            .into_iter()
+            .map(|c| (c.score, c.slot))
+            .collect()
     }
 
     fn score(&self, query: &[f32], qnorm: f32, slot: u32) -> f32 {
@@ -441,18 +489,25 @@ impl LibraryState {
             document_id: chunk.map(|c| c.document.clone()).unwrap_or_default(),
             score,
             distance,
-            text: chunk.filter(|_| request.includes(Include::Text)).map(|c| c.text.clone()),
+            text: chunk
+                .filter(|_| request.includes(Include::Text))
+                .map(|c| c.text.clone()),
             metadata: chunk
                 .filter(|_| request.includes(Include::Metadata))
                 .map(|c| c.metadata.clone()),
-            vector: request.includes(Include::Vector).then(|| self.row(slot).to_vec()),
+            vector: request
+                .includes(Include::Vector)
+                .then(|| self.row(slot).to_vec()),
         }
     }
 
     /// Checks the invariants of a decoded snapshot, so that outside bytes can never
     /// make a later search or apply index out of bounds.
     fn check(&self) -> Result<()> {
-        let corrupt = |reason: String| Error::Corrupt { what: "snapshot", reason };
+        let corrupt = |reason: String| Error::Corrupt {
+            what: "snapshot",
+            reason,
+        };
         validate_config(&self.config)?;
         let dim = self.config.dimension as usize;
         let n = self.slots.len();
@@ -482,7 +537,9 @@ impl LibraryState {
             }
         }
         if owned != live {
-            return Err(corrupt(format!("{owned} chunks owned by documents, {live} live")));
+            return Err(corrupt(format!(
+                "{owned} chunks owned by documents, {live} live"
+            )));
         }
         Ok(())
     }
@@ -498,7 +555,10 @@ struct Candidate {
 
 impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
-        other.score.total_cmp(&self.score).then(self.slot.cmp(&other.slot))
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.slot.cmp(&other.slot))
     }
 }
 

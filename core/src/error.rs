@@ -64,12 +64,22 @@ pub enum Error {
     MalformedJson(String),
     #[error("{what} is not supported yet")]
     Unsupported { what: String },
-    #[error("record out of order for library `{library}`: expected sequence {expected}, got {received}")]
-    OutOfOrder { library: String, expected: u64, received: u64 },
+    #[error(
+        "record out of order for library `{library}`: expected sequence {expected}, got {received}"
+    )]
+    OutOfOrder {
+        library: String,
+        expected: u64,
+        received: u64,
+    },
     #[error("corrupt {what}: {reason}")]
     Corrupt { what: &'static str, reason: String },
     #[error("unsupported {what} format version {version} (this build reads up to {supported})")]
-    UnknownVersion { what: &'static str, version: u16, supported: u16 },
+    UnknownVersion {
+        what: &'static str,
+        version: u16,
+        supported: u16,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -65,7 +65,10 @@ pub fn recovery_plan(snapshots: &[u64], segments: &[u64]) -> RecoveryPlan {
     sorted.sort_unstable();
     sorted.dedup();
     let start = sorted.iter().rposition(|&first| first <= next).unwrap_or(0);
-    RecoveryPlan { snapshot, segments: sorted.split_off(start) }
+    RecoveryPlan {
+        snapshot,
+        segments: sorted.split_off(start),
+    }
 }
 
 #[cfg(test)]
@@ -75,14 +78,26 @@ mod tests {
     #[test]
     fn plan_without_snapshot_reads_every_segment() {
         let plan = recovery_plan(&[], &[5, 1, 3]);
-        assert_eq!(plan, RecoveryPlan { snapshot: None, segments: vec![1, 3, 5] });
+        assert_eq!(
+            plan,
+            RecoveryPlan {
+                snapshot: None,
+                segments: vec![1, 3, 5]
+            }
+        );
     }
 
     #[test]
     fn plan_skips_segments_wholly_covered_by_the_snapshot() {
         // segments cover 1-2, 3-6, 7-9, 10..; snapshot at 7 needs 8.. => from segment 7
         let plan = recovery_plan(&[4, 7], &[1, 3, 7, 10]);
-        assert_eq!(plan, RecoveryPlan { snapshot: Some(7), segments: vec![7, 10] });
+        assert_eq!(
+            plan,
+            RecoveryPlan {
+                snapshot: Some(7),
+                segments: vec![7, 10]
+            }
+        );
         // snapshot at 9 needs 10.. => segment 10 only
         let plan = recovery_plan(&[9], &[1, 3, 7, 10]);
         assert_eq!(plan.segments, vec![10]);

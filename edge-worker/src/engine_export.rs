@@ -34,7 +34,9 @@ fn wit_error(e: Error) -> WitError {
 }
 
 fn run<T>(f: impl FnOnce(&mut Engine) -> Result<T, Error>) -> Result<T, WitError> {
-    ENGINE.with(|engine| f(&mut engine.borrow_mut())).map_err(wit_error)
+    ENGINE
+        .with(|engine| f(&mut engine.borrow_mut()))
+        .map_err(wit_error)
 }
 
 impl bindings::Guest for EngineComponent {

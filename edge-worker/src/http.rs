@@ -23,7 +23,11 @@ const WRITE_ATTEMPTS: usize = 5;
 enum Failure {
     Engine(Error),
     Store(StoreError),
-    Route { status: u16, kind: &'static str, message: String },
+    Route {
+        status: u16,
+        kind: &'static str,
+        message: String,
+    },
 }
 
 impl From<Error> for Failure {
@@ -49,7 +53,11 @@ impl Failure {
                 (409, ErrorBody::new("conflict", e.to_string()))
             }
             Failure::Store(StoreError::Corrupt(e)) => (500, ErrorBody::from(&e)),
-            Failure::Route { status, kind, message } => (status, ErrorBody::new(kind, message)),
+            Failure::Route {
+                status,
+                kind,
+                message,
+            } => (status, ErrorBody::new(kind, message)),
         };
         json(status, &body)
     }
@@ -98,7 +106,12 @@ fn route(request: &Request) -> Reply {
             _ => Err(not_allowed()),
         },
         ["v1", "libraries", lib] => match method {
-            Method::Get => read(lib, Query::GetLibrary { library: (*lib).into() }),
+            Method::Get => read(
+                lib,
+                Query::GetLibrary {
+                    library: (*lib).into(),
+                },
+            ),
             Method::Delete => delete_library(lib),
             _ => Err(not_allowed()),
         },
@@ -113,7 +126,13 @@ fn route(request: &Request) -> Reply {
         ["v1", "libraries", lib, "documents", doc] => {
             let document = percent_decode(doc)?;
             match method {
-                Method::Get => read(lib, Query::GetDocument { library: (*lib).into(), document }),
+                Method::Get => read(
+                    lib,
+                    Query::GetDocument {
+                        library: (*lib).into(),
+                        document,
+                    },
+                ),
                 Method::Delete => delete_document(lib, document),
                 _ => Err(not_allowed()),
             }
@@ -219,21 +238,32 @@ fn create_library(body: &[u8]) -> Reply {
 
 fn delete_library(library: &str) -> Reply {
     let store = DirStore::open()?;
-    commit_one(&store, library, Command::DeleteLibrary { library: library.into() })?;
+    commit_one(
+        &store,
+        library,
+        Command::DeleteLibrary {
+            library: library.into(),
+        },
+    )?;
     store.remove_library(library)?;
     Ok(Response::builder().status(204).build())
 }
 
 fn new_document(request: api::UpsertDocumentRequest) -> arrwdb_core::DocumentData {
-    let id = request.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = request
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     request.into_document(id)
 }
 
 fn upsert(library: &str, body: &[u8]) -> Reply {
     let request = api::from_json::<api::UpsertDocumentRequest>(body)?;
     let store = DirStore::open()?;
-    let command =
-        Command::UpsertDocument { library: library.into(), document: new_document(request) };
+    let command = Command::UpsertDocument {
+        library: library.into(),
+        document: new_document(request),
+    };
     match commit_one(&store, library, command)? {
         Outcome::DocumentUpserted(done) => Ok(json(200, &done)),
         _ => Err(Error::Internal("unexpected outcome".into()).into()),
@@ -246,7 +276,10 @@ fn upsert_batch(library: &str, body: &[u8]) -> Reply {
     let commands: Vec<Command> = request
         .documents
         .into_iter()
-        .map(|d| Command::UpsertDocument { library: library.into(), document: new_document(d) })
+        .map(|d| Command::UpsertDocument {
+            library: library.into(),
+            document: new_document(d),
+        })
         .collect();
     let results = commit(&store, library, &commands)?
         .into_iter()
@@ -261,7 +294,14 @@ fn upsert_batch(library: &str, body: &[u8]) -> Reply {
 
 fn delete_document(library: &str, document: String) -> Reply {
     let store = DirStore::open()?;
-    commit_one(&store, library, Command::DeleteDocument { library: library.into(), document })?;
+    commit_one(
+        &store,
+        library,
+        Command::DeleteDocument {
+            library: library.into(),
+            document,
+        },
+    )?;
     Ok(Response::builder().status(204).build())
 }
 
@@ -270,7 +310,10 @@ fn search(library: &str, body: &[u8]) -> Reply {
     let request = api::from_json::<api::SearchRequest>(body)?;
     let store = DirStore::open()?;
     let engine = load(&store, library)?;
-    match engine.query(&Query::Search { library: library.into(), request })? {
+    match engine.query(&Query::Search {
+        library: library.into(),
+        request,
+    })? {
         QueryResponse::Search(mut found) => {
             found.took_ms = started.elapsed().as_secs_f64() * 1e3;
             Ok(json(200, &found))
@@ -299,7 +342,9 @@ fn percent_decode(segment: &str) -> Result<String, Failure> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             let Some(byte) = hex else {
                 return Err(Error::Invalid(format!("bad percent-escape in {segment:?}")).into());
             };

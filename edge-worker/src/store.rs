@@ -57,7 +57,10 @@ impl DirStore {
                 root.display()
             ))
         })?;
-        Ok(DirStore { root, tenant: storage::DEFAULT_TENANT.into() })
+        Ok(DirStore {
+            root,
+            tenant: storage::DEFAULT_TENANT.into(),
+        })
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -82,12 +85,11 @@ impl DirStore {
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| unavailable(&dir, &e))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if arrwdb_core::api::validate_library_name(name).is_ok()
-                    && entry.path().join("wal").is_dir()
-                {
-                    names.push(name.to_owned());
-                }
+            if let Some(name) = entry.file_name().to_str()
+                && arrwdb_core::api::validate_library_name(name).is_ok()
+                && entry.path().join("wal").is_dir()
+            {
+                names.push(name.to_owned());
             }
         }
         names.sort();
@@ -133,12 +135,14 @@ impl DirStore {
         let plan = storage::recovery_plan(&snapshots, &segments);
         if let Some(seq) = plan.snapshot {
             let key = storage::snapshot_key(&self.tenant, library, seq);
-            engine.restore(&self.read(&key)?).map_err(|e| corrupt_at(&key, e))?;
+            engine
+                .restore(&self.read(&key)?)
+                .map_err(|e| corrupt_at(&key, e))?;
         }
         for first in plan.segments {
             let key = storage::wal_key(&self.tenant, library, first);
-            let records = codec::decode_wal_segment(&self.read(&key)?)
-                .map_err(|e| corrupt_at(&key, e))?;
+            let records =
+                codec::decode_wal_segment(&self.read(&key)?).map_err(|e| corrupt_at(&key, e))?;
             for record in &records {
                 let current = engine.library(library).map_or(0, |l| l.seq());
                 if record.seq > current {
@@ -210,5 +214,8 @@ impl DirStore {
 }
 
 fn corrupt_at(key: &str, e: Error) -> StoreError {
-    StoreError::Corrupt(Error::Corrupt { what: "stored object", reason: format!("{key}: {e}") })
+    StoreError::Corrupt(Error::Corrupt {
+        what: "stored object",
+        reason: format!("{key}: {e}"),
+    })
 }
