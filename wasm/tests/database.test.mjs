@@ -1,0 +1,350 @@
+// What a user of the `arrwdb` npm package relies on, checked against the built Node
+// package (`cargo xtask` builds it into wasm/pkg/): exact search matches brute force,
+// writes replace and delete, snapshots round-trip, and bad input throws ArrwdbErrors
+// with the core's messages.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import init, { Database } from "../pkg/nodejs/arrwdb.mjs";
+
+await init();
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomVectors(seed, count, dimension) {
+  const next = rng(seed);
+  return Array.from({ length: count }, () =>
+    Float32Array.from({ length: dimension }, () => next() * 2 - 1),
+  );
+}
+
+/** Brute-force score in f64 over the f32 inputs; "higher is closer" for every metric. */
+function score(metric, q, v) {
+  let dot = 0;
+  let qq = 0;
+  let vv = 0;
+  let l2 = 0;
+  for (let i = 0; i < q.length; i++) {
+    dot += q[i] * v[i];
+    qq += q[i] * q[i];
+    vv += v[i] * v[i];
+    l2 += (q[i] - v[i]) ** 2;
+  }
+  if (metric === "cosine") return dot / Math.sqrt(qq * vv);
+  if (metric === "dot") return dot;
+  return -Math.sqrt(l2);
+}
+
+function expectError(fn, kind, message) {
+  assert.throws(fn, (e) => {
+    assert.ok(e instanceof Error, "an Error instance");
+    assert.equal(e.name, "ArrwdbError");
+    assert.equal(e.kind, kind);
+    if (message instanceof RegExp) assert.match(e.message, message);
+    else assert.equal(e.message, message);
+    return true;
+  });
+}
+
+const withoutTime = ({ hits }) => hits;
+
+const DIMENSION = 12;
+const DOCS = 48;
+const K = 10;
+
+for (const metric of ["cosine", "dot", "l2"]) {
+  test(`${metric}: search returns brute-force ids in brute-force order`, () => {
+    const db = new Database();
+    const info = db.createLibrary({ name: `lib-${metric}`, dimension: DIMENSION, metric });
+    assert.deepEqual(info, {
+      id: `lib-${metric}`,
+      name: `lib-${metric}`,
+      dimension: DIMENSION,
+      metric,
+      index: { type: "flat" },
+      documents: 0,
+      chunks: 0,
+      seq: 1,
+    });
+    const vectors = randomVectors(7, DOCS, DIMENSION);
+    vectors.forEach((embedding, i) => {
+      // Half the documents pass plain arrays: both input forms must store the same floats.
+      const input = i % 2 ? embedding : Array.from(embedding);
+      const result = db.upsert(`lib-${metric}`, {
+        id: `doc-${i}`,
+        metadata: { i },
+        chunks: [{ text: `text ${i}`, embedding: input }],
+      });
+      assert.deepEqual(result, { id: `doc-${i}`, chunk_ids: [`doc-${i}#0`] });
+    });
+    const stats = db.getLibrary(`lib-${metric}`);
+    assert.equal(stats.documents, DOCS);
+    assert.equal(stats.chunks, DOCS);
+    assert.equal(stats.seq, 1 + DOCS, "one WAL record per upsert");
+
+    for (const [qi, query] of randomVectors(99, 6, DIMENSION).entries()) {
+      const expected = vectors
+        .map((v, i) => ({ id: `doc-${i}`, score: score(metric, query, v) }))
+        .sort((a, b) => b.score - a.score);
+      // The comparison below is exact only if the data has no near-ties around the top k.
+      for (let i = 0; i < K; i++) {
+        assert.ok(expected[i].score - expected[i + 1].score > 1e-5, `near-tie in query ${qi}`);
+      }
+      const response = db.search(`lib-${metric}`, {
+        vector: qi % 2 ? query : Array.from(query),
+        k: K,
+      });
+      assert.equal(typeof response.took_ms, "number");
+      assert.ok(response.took_ms >= 0);
+      assert.deepEqual(
+        response.hits.map((h) => h.document_id),
+        expected.slice(0, K).map((e) => e.id),
+        `query ${qi}`,
+      );
+      response.hits.forEach((hit, i) => {
+        assert.equal(hit.chunk_id, `${hit.document_id}#0`);
+        assert.ok(Math.abs(hit.score - expected[i].score) <= 1e-6, `${hit.score} vs ${expected[i].score}`);
+        if (metric === "cosine") assert.equal(hit.distance, Math.fround(1 - hit.score));
+        if (metric === "l2") assert.equal(hit.distance, -hit.score);
+        if (metric === "dot") assert.equal("distance" in hit, false);
+        const n = Number(hit.document_id.slice(4));
+        assert.equal(hit.text, `text ${n}`);
+        assert.deepEqual(hit.metadata, null, "chunks were stored without metadata");
+      });
+    }
+  });
+}
+
+test("hits carry plain-object metadata, text and vectors as asked", () => {
+  const db = new Database();
+  db.createLibrary({ name: "meta", dimension: 2, metric: "dot" });
+  const metadata = { tags: ["a", "b"], nested: { year: 2024, ok: true, none: null } };
+  db.upsert("meta", {
+    id: "d",
+    chunks: [{ id: "c", text: "hello", embedding: [1, 2], metadata }],
+  });
+  const [hit] = db.search("meta", { vector: [1, 0], k: 1 }).hits;
+  assert.deepEqual(hit, { chunk_id: "c", document_id: "d", score: 1, text: "hello", metadata });
+  assert.equal(Object.getPrototypeOf(hit.metadata), Object.prototype);
+  assert.equal(Object.getPrototypeOf(hit.metadata.nested), Object.prototype);
+
+  const [bare] = db.search("meta", { vector: [1, 0], k: 1, include: ["vector"] }).hits;
+  assert.deepEqual(Object.keys(bare).sort(), ["chunk_id", "document_id", "score", "vector"]);
+  assert.ok(bare.vector instanceof Float32Array);
+  assert.deepEqual(Array.from(bare.vector), [1, 2]);
+});
+
+test("upsert replaces a whole document and keeps inputs untouched", () => {
+  const db = new Database();
+  db.createLibrary({ name: "docs", dimension: 3, metric: "l2" });
+  const first = {
+    id: "a",
+    chunks: [
+      { text: "one", embedding: new Float32Array([1, 0, 0]) },
+      { text: "two", embedding: new Float32Array([0, 1, 0]) },
+    ],
+  };
+  assert.deepEqual(db.upsert("docs", first), { id: "a", chunk_ids: ["a#0", "a#1"] });
+  assert.ok(first.chunks[0].embedding instanceof Float32Array, "the caller's object is not rewritten");
+  db.upsert("docs", { id: "b", chunks: [{ text: "bee", embedding: [0, 0, 1] }] });
+  assert.equal(db.search("docs", { vector: [0, 1, 0], k: 1 }).hits[0].chunk_id, "a#1");
+
+  db.upsert("docs", { id: "a", chunks: [{ id: "only", text: "new", embedding: [0, 0, 2] }] });
+  const hits = db.search("docs", { vector: [0, 1, 0], k: 10 }).hits;
+  assert.deepEqual(hits.map((h) => h.chunk_id), ["b#0", "only"]);
+  assert.equal(db.getLibrary("docs").chunks, 2);
+  const doc = db.getDocument("docs", "a");
+  assert.deepEqual(doc.chunks.map((c) => c.id), ["only"]);
+});
+
+test("getDocument returns what was stored", () => {
+  const db = new Database();
+  db.createLibrary({ name: "g", dimension: 3 });
+  const embedding = new Float32Array([0.1, -0.2, 0.3]);
+  db.upsert("g", {
+    id: "doc",
+    metadata: { author: { name: "Ada" } },
+    chunks: [
+      { id: "x", text: "first", embedding, metadata: { page: 1 } },
+      { text: "second", embedding: [1, 1, 1] },
+    ],
+  });
+  const doc = db.getDocument("g", "doc");
+  assert.equal(doc.id, "doc");
+  assert.deepEqual(doc.metadata, { author: { name: "Ada" } });
+  assert.equal(doc.chunks.length, 2);
+  assert.deepEqual(
+    doc.chunks.map(({ id, text, metadata }) => ({ id, text, metadata })),
+    [
+      { id: "x", text: "first", metadata: { page: 1 } },
+      { id: "doc#1", text: "second", metadata: null },
+    ],
+  );
+  assert.ok(doc.chunks[0].embedding instanceof Float32Array);
+  assert.deepEqual(doc.chunks[0].embedding, embedding);
+  assert.deepEqual(doc.chunks[1].embedding, new Float32Array([1, 1, 1]));
+});
+
+test("a document without an id gets a UUID, its chunks `{id}#{position}`", () => {
+  const db = new Database();
+  db.createLibrary({ name: "u", dimension: 2 });
+  const { id, chunk_ids } = db.upsert("u", { chunks: [{ embedding: [1, 0] }, { embedding: [0, 1] }] });
+  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.deepEqual(chunk_ids, [`${id}#0`, `${id}#1`]);
+  assert.equal(db.getDocument("u", id).id, id);
+});
+
+test("deleteDocument removes its hits", () => {
+  const db = new Database();
+  db.createLibrary({ name: "del", dimension: 2, metric: "cosine" });
+  db.upsert("del", { id: "keep", chunks: [{ embedding: [1, 0] }] });
+  db.upsert("del", { id: "gone", chunks: [{ embedding: [1, 0.1] }, { embedding: [0, 1] }] });
+  assert.deepEqual(
+    db.search("del", { vector: [1, 0.1] }).hits.map((h) => h.chunk_id),
+    ["gone#0", "keep#0", "gone#1"],
+  );
+  assert.equal(db.deleteDocument("del", "gone"), undefined);
+  assert.deepEqual(db.search("del", { vector: [1, 0.1] }).hits.map((h) => h.chunk_id), ["keep#0"]);
+  assert.deepEqual(
+    { documents: db.getLibrary("del").documents, chunks: db.getLibrary("del").chunks },
+    { documents: 1, chunks: 1 },
+  );
+  expectError(() => db.getDocument("del", "gone"), "not_found", "document `gone` not found in library `del`");
+  expectError(() => db.deleteDocument("del", "gone"), "not_found", "document `gone` not found in library `del`");
+});
+
+test("a snapshot imported into a fresh Database answers identically", () => {
+  const db = new Database();
+  db.createLibrary({ name: "snap", dimension: 8, metric: "cosine" });
+  const vectors = randomVectors(3, 30, 8);
+  vectors.forEach((embedding, i) =>
+    db.upsert("snap", { id: `d${i}`, metadata: { i }, chunks: [{ text: `t${i}`, embedding, metadata: { even: i % 2 === 0 } }] }),
+  );
+  db.deleteDocument("snap", "d4");
+  db.upsert("snap", { id: "d5", chunks: [{ text: "replaced", embedding: vectors[0] }] });
+
+  const bytes = db.exportSnapshot("snap");
+  assert.ok(bytes instanceof Uint8Array);
+  assert.equal(new TextDecoder().decode(bytes.subarray(0, 4)), "ARWS");
+
+  const copy = new Database();
+  assert.equal(copy.importSnapshot(bytes), "snap");
+  assert.deepEqual(copy.listLibraries(), db.listLibraries());
+  for (const query of randomVectors(11, 5, 8)) {
+    const request = { vector: query, k: 12, include: ["text", "metadata", "vector"] };
+    assert.deepEqual(withoutTime(copy.search("snap", request)), withoutTime(db.search("snap", request)));
+  }
+  assert.deepEqual(copy.getDocument("snap", "d7"), db.getDocument("snap", "d7"));
+  assert.deepEqual(copy.exportSnapshot("snap"), bytes, "export is deterministic");
+
+  // The imported library keeps taking writes at the next sequence number.
+  copy.upsert("snap", { id: "new", chunks: [{ embedding: vectors[1] }] });
+  assert.equal(copy.getLibrary("snap").seq, db.getLibrary("snap").seq + 1);
+
+  const corrupt = bytes.slice();
+  corrupt[10] ^= 0xff;
+  expectError(() => new Database().importSnapshot(corrupt), "internal", "corrupt snapshot: checksum mismatch");
+  expectError(() => new Database().importSnapshot(new Uint8Array([1, 2])), "internal", "corrupt snapshot: too short");
+  expectError(() => db.exportSnapshot("nope"), "not_found", "library `nope` not found");
+});
+
+test("libraries can be listed and deleted", () => {
+  const db = new Database();
+  db.createLibrary({ name: "b", dimension: 2 });
+  db.createLibrary({ name: "a", dimension: 3, metric: "dot", index: { type: "flat" }, quantization: { type: "none" } });
+  assert.deepEqual(db.listLibraries().map((l) => l.name), ["a", "b"]);
+  db.deleteLibrary("a");
+  assert.deepEqual(db.listLibraries().map((l) => l.name), ["b"]);
+  expectError(() => db.deleteLibrary("a"), "not_found", "library `a` not found");
+});
+
+test("bad input throws ArrwdbErrors with the core's kind and message", () => {
+  const db = new Database();
+  db.createLibrary({ name: "lib", dimension: 3 });
+  db.upsert("lib", { id: "owner", chunks: [{ id: "taken", embedding: [1, 1, 1] }] });
+  const chunk = (embedding) => ({ chunks: [{ embedding }] });
+
+  // Validation by the core.
+  expectError(() => db.upsert("lib", chunk([1, 2])), "invalid", "wrong vector dimension: expected 3, got 2");
+  expectError(
+    () => db.upsert("lib", chunk(new Float32Array([1, 2, 3, 4]))),
+    "invalid",
+    "wrong vector dimension: expected 3, got 4",
+  );
+  expectError(
+    () => db.upsert("lib", { chunks: [{ embedding: [1, 0, 0] }, { embedding: new Float32Array([1, NaN, 0]) }] }),
+    "invalid",
+    "chunks[1].embedding contains a non-finite number (NaN or infinity) at position 1",
+  );
+  expectError(
+    () => db.upsert("lib", chunk(new Float32Array([1, 0, Infinity]))),
+    "invalid",
+    "chunks[0].embedding contains a non-finite number (NaN or infinity) at position 2",
+  );
+  expectError(
+    () => db.search("lib", { vector: new Float32Array([NaN, 0, 0]) }),
+    "invalid",
+    "vector contains a non-finite number (NaN or infinity) at position 0",
+  );
+  expectError(() => db.search("lib", { vector: [1, 2] }), "invalid", "wrong vector dimension: expected 3, got 2");
+  expectError(() => db.search("lib", { vector: [1, 2, 3], k: 0 }), "invalid", "k must be between 1 and 10000, got 0");
+  expectError(() => db.search("lib", {}), "invalid", "vector search needs `vector`");
+  expectError(() => db.upsert("lib", { chunks: [] }), "invalid", "a document needs at least one chunk");
+  expectError(() => db.upsert("nope", chunk([1, 2, 3])), "not_found", "library `nope` not found");
+  expectError(() => db.search("nope", { vector: [1, 2, 3] }), "not_found", "library `nope` not found");
+  expectError(() => db.getLibrary("nope"), "not_found", "library `nope` not found");
+  expectError(() => db.createLibrary({ name: "lib", dimension: 3 }), "conflict", "library `lib` already exists");
+  expectError(
+    () => db.upsert("lib", { id: "other", chunks: [{ id: "taken", embedding: [1, 0, 0] }] }),
+    "conflict",
+    "chunk id `taken` already belongs to document `owner`",
+  );
+  expectError(() => db.createLibrary({ name: "x", dimension: 0 }), "invalid", "dimension must be between 1 and 4096, got 0");
+  expectError(
+    () => db.createLibrary({ name: "has space", dimension: 2 }),
+    "invalid",
+    'library name must be 1 to 64 characters of A-Z, a-z, 0-9, `_` or `-`, got "has space"',
+  );
+
+  // Malformed request objects: the shape errors of the core's serde types.
+  expectError(
+    () => db.createLibrary({ name: "x", dimension: "3" }),
+    "invalid",
+    'invalid library options: invalid type: string "3", expected u32',
+  );
+  expectError(
+    () => db.createLibrary({ name: "x", dimension: 3, metrik: "dot" }),
+    "invalid",
+    /^invalid library options: unknown field `metrik`, expected one of /,
+  );
+  expectError(
+    () => db.createLibrary({ name: "x", dimension: 3, metric: "hamming" }),
+    "invalid",
+    /^invalid library options: unknown variant `hamming`/,
+  );
+  expectError(() => db.createLibrary(undefined), "invalid", /^invalid library options: invalid type: null/);
+  expectError(() => db.upsert("lib", { id: "d" }), "invalid", "invalid document: missing field `chunks`");
+  expectError(() => db.upsert("lib", { chunks: "many" }), "invalid", /^invalid document: invalid type: string "many"/);
+  expectError(
+    () => db.upsert("lib", { chunks: [{ embedding: new Float32Array(3).fill(1), vector: [] }] }),
+    "invalid",
+    /^invalid document: unknown field `vector`/,
+  );
+  expectError(() => db.upsert("lib", { chunks: [{ embedding: ["a", 1, 2] }] }), "invalid", /^invalid document: invalid type: string "a"/);
+  expectError(() => db.upsert("lib", 42), "invalid", /^invalid document: invalid type/);
+  expectError(() => db.search("lib", { vector: [1, 0, 0], limit: 3 }), "invalid", /^invalid search request: unknown field `limit`/);
+
+  // Nothing above changed the library.
+  assert.equal(db.getLibrary("lib").seq, 2);
+  assert.equal(db.getLibrary("lib").chunks, 1);
+});
