@@ -26,7 +26,11 @@ pub fn fvecs(name: &str, limit: usize) -> Vec<Vec<f32>> {
         assert_eq!(d, DIM, "unexpected dimension in {name}");
         let mut raw = vec![0u8; d * 4];
         reader.read_exact(&mut raw).expect("truncated fvecs");
-        out.push(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+        out.push(
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        );
     }
     out
 }

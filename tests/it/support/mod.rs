@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dataset;
+pub mod s3;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,25 +15,41 @@ use serde_json::Value;
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { workspace_root().join(p) })
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn artifact(path: PathBuf, how: &str) -> PathBuf {
-    assert!(path.exists(), "{} is missing: build it with `{how}` (or run `cargo xtask test`)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `{how}` (or run `cargo xtask test`)",
+        path.display()
+    );
     path
 }
 
 /// The `arrwdb` host binary (release build).
 pub fn host_bin() -> PathBuf {
-    artifact(target_dir().join("release/arrwdb"), "cargo build --release -p arrwdb-host")
+    artifact(
+        target_dir().join("release/arrwdb"),
+        "cargo build --release -p arrwdb-host",
+    )
 }
 
 /// The edge component (release build for wasm32-wasip2).
@@ -45,10 +62,13 @@ pub fn edge_wasm() -> PathBuf {
 
 /// The npm package directory (wasm-bindgen output plus package.json).
 pub fn npm_package() -> PathBuf {
-    artifact(workspace_root().join("wasm/pkg/package.json"), "cargo xtask build")
-        .parent()
-        .expect("package.json has a parent")
-        .to_path_buf()
+    artifact(
+        workspace_root().join("wasm/pkg/package.json"),
+        "cargo xtask build",
+    )
+    .parent()
+    .expect("package.json has a parent")
+    .to_path_buf()
 }
 
 /// An installed program on PATH (or in ~/.cargo/bin).
@@ -62,7 +82,9 @@ pub fn program(name: &str) -> PathBuf {
     dirs.into_iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed: run `cargo xtask test`, which installs it"))
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: run `cargo xtask test`, which installs it")
+        })
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
@@ -83,7 +105,10 @@ pub struct ChildGuard {
 impl ChildGuard {
     pub fn spawn(name: &str, cmd: &mut Command) -> Self {
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        ChildGuard { child, name: name.to_string() }
+        ChildGuard {
+            child,
+            name: name.to_string(),
+        }
     }
 
     /// SIGKILL now: no shutdown hook runs.
@@ -130,7 +155,10 @@ impl Http {
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
             .build();
-        Http { base: base.into(), agent: config.into() }
+        Http {
+            base: base.into(),
+            agent: config.into(),
+        }
     }
 
     fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
@@ -169,7 +197,12 @@ impl Http {
             .send_empty()
             .expect("HTTP request failed at the transport level");
         let status = resp.status().as_u16();
-        let bytes = resp.body_mut().with_config().limit(1 << 30).read_to_vec().unwrap_or_default();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap_or_default();
         (status, bytes)
     }
 
@@ -177,12 +210,16 @@ impl Http {
     pub fn wait_ready(&self, path: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(resp) = self.agent.get(format!("{}{path}", self.base)).call() {
-                if resp.status().as_u16() == 200 {
-                    return;
-                }
+            if let Ok(resp) = self.agent.get(format!("{}{path}", self.base)).call()
+                && resp.status().as_u16() == 200
+            {
+                return;
             }
-            assert!(Instant::now() < deadline, "{}{path} not ready after {timeout:?}", self.base);
+            assert!(
+                Instant::now() < deadline,
+                "{}{path} not ready after {timeout:?}",
+                self.base
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -192,5 +229,11 @@ impl Http {
 pub fn assert_error(reply: &Reply, status: u16, kind: &str) {
     assert_eq!(reply.0, status, "unexpected status, body: {}", reply.1);
     assert_eq!(reply.1["error"]["kind"], kind, "body: {}", reply.1);
-    assert!(reply.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", reply.1);
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "body: {}",
+        reply.1
+    );
 }

@@ -1,0 +1,810 @@
+//! End-to-end tests of the `arrwdb` host: the real release binary, running the real edge
+//! component, on a local directory, in memory, and on a real S3 server (SeaweedFS).
+//! Each test starts its own processes on free ports with its own directories, so they
+//! run in parallel.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::s3::Seaweed;
+use crate::support::{ChildGuard, Http, assert_error, dataset, edge_wasm, free_port, host_bin};
+
+/// A running `arrwdb serve`.
+struct Server {
+    guard: ChildGuard,
+    http: Http,
+    storage: String,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl Server {
+    /// Starts the host on `storage` and waits until `/ready` answers 200.
+    fn start(storage: &str, env: &[(String, String)]) -> Server {
+        Self::start_with(storage, env, &[])
+    }
+
+    fn start_with(storage: &str, env: &[(String, String)], args: &[&str]) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(host_bin());
+        cmd.arg("serve")
+            .args([
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--storage",
+                storage,
+                "--component",
+            ])
+            .arg(edge_wasm())
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let mut guard = ChildGuard::spawn("arrwdb", &mut cmd);
+        let http = Http::new(format!("http://127.0.0.1:{port}"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = guard.child.try_wait() {
+                panic!("arrwdb exited during startup with {status} (storage {storage})");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http.get("/ready").0 == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "arrwdb on {storage} not ready after 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            guard,
+            http,
+            storage: storage.into(),
+            env: env.to_vec(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// SIGKILL (no shutdown hook runs), then a fresh process on the same storage.
+    fn crash_and_restart(mut self) -> Server {
+        self.guard.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Server::start_with(&self.storage, &self.env, &args)
+    }
+}
+
+fn create_library(http: &Http, name: &str, dimension: usize) {
+    let reply = http.post(
+        "/v1/libraries",
+        &json!({"name": name, "dimension": dimension}),
+    );
+    assert_eq!(reply.0, 201, "create {name}: {}", reply.1);
+    assert_eq!(reply.1["name"], name);
+}
+
+fn embedding(doc: &Value) -> &Value {
+    &doc["chunks"][0]["embedding"]
+}
+
+fn as_f32s(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("an array of numbers")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+/// Searches with `doc`'s own vector and asserts that `doc` comes first.
+fn assert_found_first(http: &Http, library: &str, doc: &Value) {
+    let reply = http.post(
+        &format!("/v1/libraries/{library}/search"),
+        &json!({"vector": embedding(doc), "k": 3}),
+    );
+    assert_eq!(reply.0, 200, "search: {}", reply.1);
+    assert_eq!(
+        reply.1["hits"][0]["document_id"], doc["id"],
+        "hits: {}",
+        reply.1["hits"]
+    );
+    assert!(
+        reply.1["took_ms"].as_f64().is_some(),
+        "took_ms missing: {}",
+        reply.1
+    );
+}
+
+/// Asserts that `GET` returns `doc` with its vector bit for bit (as f32).
+fn assert_stored(http: &Http, library: &str, doc: &Value) {
+    let id = doc["id"].as_str().expect("string id");
+    let reply = http.get(&format!("/v1/libraries/{library}/documents/{}", encode(id)));
+    assert_eq!(reply.0, 200, "get {id}: {}", reply.1);
+    assert_eq!(reply.1["id"], doc["id"]);
+    assert_eq!(reply.1["metadata"], doc["metadata"]);
+    assert_eq!(
+        as_f32s(&reply.1["chunks"][0]["embedding"]),
+        as_f32s(embedding(doc))
+    );
+}
+
+/// Percent-encodes a path segment (dataset ids look like `pypi:name`).
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn library_info(http: &Http, library: &str) -> Value {
+    let reply = http.get(&format!("/v1/libraries/{library}"));
+    assert_eq!(reply.0, 200, "get library {library}: {}", reply.1);
+    reply.1
+}
+
+/// Files with extension `ext` under `{dir}/default/{library}/{sub}`, sorted.
+fn objects(dir: &Path, library: &str, sub: &str) -> Vec<PathBuf> {
+    let path = dir.join("default").join(library).join(sub);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.is_file());
+    files.sort();
+    files
+}
+
+/// An acknowledged upsert survives `kill -9`: the document is searchable and readable
+/// after a restart on the same storage.
+fn acknowledged_write_survives_sigkill(storage: &str, env: &[(String, String)]) {
+    let docs = dataset::documents(20);
+    let server = Server::start(storage, env);
+    create_library(&server.http, "durable", dataset::DIM);
+    let reply = server.http.post(
+        "/v1/libraries/durable/documents/batch",
+        &json!({"documents": docs[1..]}),
+    );
+    assert_eq!(reply.0, 200, "batch: {}", reply.1);
+    let reply = server
+        .http
+        .post("/v1/libraries/durable/documents", &docs[0]);
+    assert_eq!(reply.0, 200, "upsert: {}", reply.1);
+    assert_eq!(reply.1["id"], docs[0]["id"]);
+
+    let server = server.crash_and_restart();
+    assert_found_first(&server.http, "durable", &docs[0]);
+    assert_stored(&server.http, "durable", &docs[0]);
+    let info = library_info(&server.http, "durable");
+    // create (1), the batch (2..=20), the upsert (21)
+    assert_eq!(
+        (info["documents"].as_u64(), info["seq"].as_u64()),
+        (Some(20), Some(21)),
+        "{info}"
+    );
+}
+
+#[test]
+fn host_keeps_acknowledged_writes_across_sigkill_on_a_local_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    acknowledged_write_survives_sigkill(&dir.path().display().to_string(), &[]);
+    assert_eq!(objects(dir.path(), "durable", "wal").len(), 3);
+}
+
+#[test]
+fn host_keeps_acknowledged_writes_across_sigkill_on_s3() {
+    let seaweed = Seaweed::start();
+    acknowledged_write_survives_sigkill(&seaweed.storage_url("sigkill"), &seaweed.env());
+}
+
+/// Two hosts on one storage: each WAL position is created once (put-if-absent), the
+/// loser reloads and retries, and nothing acknowledged is lost.
+fn two_writers_never_overwrite_each_other(storage: &str, env: &[(String, String)]) {
+    let docs = dataset::documents(3);
+    let a = Server::start(storage, env);
+    create_library(&a.http, "shared", dataset::DIM);
+    let b = Server::start(storage, env);
+    assert_eq!(library_info(&b.http, "shared")["seq"], 1);
+
+    assert_eq!(
+        a.http.post("/v1/libraries/shared/documents", &docs[0]).0,
+        200
+    );
+    // `b` still thinks the log ends at 1: its PUT of wal/2 must fail, and it must
+    // reload, re-validate and land at 3.
+    let reply = b.http.post("/v1/libraries/shared/documents", &docs[1]);
+    assert_eq!(reply.0, 200, "second writer: {}", reply.1);
+    assert_stored(&b.http, "shared", &docs[0]);
+    assert_eq!(
+        a.http.post("/v1/libraries/shared/documents", &docs[2]).0,
+        200
+    );
+
+    let c = Server::start(storage, env);
+    let info = library_info(&c.http, "shared");
+    assert_eq!(
+        (info["documents"].as_u64(), info["seq"].as_u64()),
+        (Some(3), Some(4)),
+        "{info}"
+    );
+    for doc in &docs {
+        assert_stored(&c.http, "shared", doc);
+    }
+}
+
+#[test]
+fn host_writers_on_one_local_directory_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    two_writers_never_overwrite_each_other(&dir.path().display().to_string(), &[]);
+}
+
+#[test]
+fn host_writers_on_one_s3_prefix_never_overwrite_each_other() {
+    let seaweed = Seaweed::start();
+    two_writers_never_overwrite_each_other(&seaweed.storage_url("race"), &seaweed.env());
+}
+
+#[test]
+fn host_restarts_from_a_snapshot_plus_later_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let docs = dataset::documents(15);
+    let server = Server::start(&storage, &[]);
+    create_library(&server.http, "snap", dataset::DIM);
+    let reply = server.http.post(
+        "/v1/libraries/snap/documents/batch",
+        &json!({"documents": docs[..10]}),
+    );
+    assert_eq!(reply.0, 200, "batch: {}", reply.1);
+
+    let (status, bytes) = server.http.post_bytes("/v1/libraries/snap/snapshot");
+    assert_eq!(status, 200);
+    assert_eq!(&bytes[..4], b"ARWS", "snapshot framing");
+    let snapshots = objects(dir.path(), "snap", "snapshots");
+    assert_eq!(snapshots.len(), 1);
+    assert!(
+        snapshots[0].ends_with("00000000000000000011.snap"),
+        "{snapshots:?}"
+    );
+    assert_eq!(std::fs::read(&snapshots[0]).expect("read snapshot"), bytes);
+
+    for doc in &docs[10..] {
+        assert_eq!(server.http.post("/v1/libraries/snap/documents", doc).0, 200);
+    }
+    let deleted = docs[3]["id"].as_str().expect("id");
+    let reply = server
+        .http
+        .delete(&format!("/v1/libraries/snap/documents/{}", encode(deleted)));
+    assert_eq!(reply.0, 204, "delete: {}", reply.1);
+    let mut changed = docs[4].clone();
+    changed["metadata"] = json!({"version": 2});
+    assert_eq!(
+        server.http.post("/v1/libraries/snap/documents", &changed).0,
+        200
+    );
+
+    let mut server = server;
+    server.guard.kill();
+    // The records up to the snapshot are no longer needed: drop their segments, so the
+    // restart can only succeed by loading the snapshot and replaying what follows.
+    // create (1), the batch (2..=11) snapshotted at 11, 5 upserts, a delete, an upsert
+    let wal = objects(dir.path(), "snap", "wal");
+    assert_eq!(wal.len(), 9, "{wal:?}");
+    for covered in &wal[..2] {
+        std::fs::remove_file(covered).expect("remove covered segment");
+    }
+    let server = Server::start(&storage, &[]);
+
+    let info = library_info(&server.http, "snap");
+    assert_eq!(
+        (
+            info["documents"].as_u64(),
+            info["chunks"].as_u64(),
+            info["seq"].as_u64()
+        ),
+        (Some(14), Some(14), Some(18)),
+        "{info}"
+    );
+    for (i, doc) in docs.iter().enumerate() {
+        if i == 3 {
+            continue;
+        }
+        assert_found_first(&server.http, "snap", if i == 4 { &changed } else { doc });
+        assert_stored(&server.http, "snap", if i == 4 { &changed } else { doc });
+    }
+    let gone = server
+        .http
+        .get(&format!("/v1/libraries/snap/documents/{}", encode(deleted)));
+    assert_error(&gone, 404, "not_found");
+}
+
+#[test]
+fn host_sigterm_writes_a_snapshot_that_the_restart_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let docs = dataset::documents(10);
+    let mut server = Server::start(&storage, &[]);
+    create_library(&server.http, "term", dataset::DIM);
+    let batch = json!({"documents": docs[..8]});
+    assert_eq!(
+        server
+            .http
+            .post("/v1/libraries/term/documents/batch", &batch)
+            .0,
+        200
+    );
+    assert_eq!(
+        server.http.post("/v1/libraries/term/documents", &docs[8]).0,
+        200
+    );
+    assert!(objects(dir.path(), "term", "snapshots").is_empty());
+
+    assert!(
+        server.guard.terminate(Duration::from_secs(60)),
+        "SIGTERM must exit 0"
+    );
+    let snapshots = objects(dir.path(), "term", "snapshots");
+    assert_eq!(snapshots.len(), 1, "graceful shutdown writes one snapshot");
+    assert!(
+        snapshots[0].ends_with("00000000000000000010.snap"),
+        "{snapshots:?}"
+    );
+
+    // Only the snapshot remains: the restart must load it.
+    for segment in objects(dir.path(), "term", "wal") {
+        std::fs::remove_file(segment).expect("remove segment");
+    }
+    let server = Server::start(&storage, &[]);
+    let info = library_info(&server.http, "term");
+    assert_eq!(
+        (info["documents"].as_u64(), info["seq"].as_u64()),
+        (Some(9), Some(10)),
+        "{info}"
+    );
+    for doc in &docs[..9] {
+        assert_found_first(&server.http, "term", doc);
+    }
+    // The log continues after the snapshot, across another crash.
+    assert_eq!(
+        server.http.post("/v1/libraries/term/documents", &docs[9]).0,
+        200
+    );
+    let server = server.crash_and_restart();
+    assert_stored(&server.http, "term", &docs[9]);
+    assert_eq!(library_info(&server.http, "term")["seq"], 11);
+}
+
+#[test]
+fn host_deletes_a_library_with_its_objects() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let docs = dataset::documents(3);
+    let server = Server::start(&storage, &[]);
+    create_library(&server.http, "gone", dataset::DIM);
+    assert_eq!(
+        server.http.post("/v1/libraries/gone/documents", &docs[0]).0,
+        200
+    );
+    assert_eq!(server.http.post_bytes("/v1/libraries/gone/snapshot").0, 200);
+    let reply = server.http.delete("/v1/libraries/gone");
+    assert_eq!(reply.0, 204, "{}", reply.1);
+    assert_error(&server.http.get("/v1/libraries/gone"), 404, "not_found");
+    assert!(objects(dir.path(), "gone", "wal").is_empty());
+    assert!(objects(dir.path(), "gone", "snapshots").is_empty());
+    assert_error(&server.http.delete("/v1/libraries/gone"), 404, "not_found");
+
+    // The name is free again, and the new library starts from nothing.
+    create_library(&server.http, "gone", 4);
+    let server = server.crash_and_restart();
+    let info = library_info(&server.http, "gone");
+    assert_eq!(
+        (info["dimension"].as_u64(), info["documents"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let listed = server.http.get("/v1/libraries");
+    assert_eq!(listed.0, 200);
+    assert_eq!(
+        listed.1["libraries"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.1
+    );
+}
+
+#[test]
+fn host_rejects_bad_input_with_json_errors() {
+    let server = Server::start_with("memory://", &[], &["--max-body-mb", "1"]);
+    let http = &server.http;
+    create_library(http, "bad", 4);
+    let upsert = |body: &Value| http.post("/v1/libraries/bad/documents", body);
+    let chunk = |embedding: Value| json!({"chunks": [{"text": "t", "embedding": embedding}]});
+
+    // wrong dimension
+    let reply = upsert(&chunk(json!([1.0, 2.0, 3.0])));
+    assert_error(&reply, 400, "invalid");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dimension"))
+    );
+    // unknown library
+    assert_error(&http.get("/v1/libraries/nope"), 404, "not_found");
+    assert_error(
+        &http.post("/v1/libraries/nope/documents", &chunk(json!([1, 0, 0, 0]))),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &http.post(
+            "/v1/libraries/nope/search",
+            &json!({"vector": [1, 0, 0, 0]}),
+        ),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &http.get("/v1/libraries/bad/documents/none"),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &http.delete("/v1/libraries/bad/documents/none"),
+        404,
+        "not_found",
+    );
+    // malformed JSON
+    let reply = http.post_raw("/v1/libraries/bad/documents", b"{\"chunks\": [");
+    assert_error(&reply, 400, "invalid");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("malformed JSON"))
+    );
+    assert_error(&http.post_raw("/v1/libraries", b""), 400, "invalid");
+    // infinity: 1e39 overflows f32; NaN is not JSON at all
+    let reply = http.post_raw(
+        "/v1/libraries/bad/documents",
+        br#"{"chunks":[{"text":"t","embedding":[1e39,0,0,0]}]}"#,
+    );
+    assert_error(&reply, 400, "invalid");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("non-finite")),
+        "{}",
+        reply.1
+    );
+    let reply = http.post_raw(
+        "/v1/libraries/bad/search",
+        br#"{"vector":[NaN,0,0,0],"k":1}"#,
+    );
+    assert_error(&reply, 400, "invalid");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("malformed JSON"))
+    );
+    assert_error(
+        &http.post(
+            "/v1/libraries/bad/search",
+            &json!({"vector": [1e39, 0, 0, 0]}),
+        ),
+        400,
+        "invalid",
+    );
+    // empty chunk list
+    assert_error(&upsert(&json!({"chunks": []})), 400, "invalid");
+    // unknown fields
+    assert_error(
+        &upsert(&json!({"chunks": [{"text": "t", "embeddings": [1, 0, 0, 0]}]})),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.post(
+            "/v1/libraries",
+            &json!({"name": "x", "dimension": 4, "colour": "red"}),
+        ),
+        400,
+        "invalid",
+    );
+    // duplicate library, bad library names and dimensions
+    assert_error(
+        &http.post("/v1/libraries", &json!({"name": "bad", "dimension": 4})),
+        409,
+        "conflict",
+    );
+    assert_error(
+        &http.post("/v1/libraries", &json!({"name": "a/b", "dimension": 4})),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.post("/v1/libraries", &json!({"name": "z", "dimension": 0})),
+        400,
+        "invalid",
+    );
+    // k = 0
+    assert_error(
+        &http.post(
+            "/v1/libraries/bad/search",
+            &json!({"vector": [1, 0, 0, 0], "k": 0}),
+        ),
+        400,
+        "invalid",
+    );
+    // unknown routes
+    assert_error(&http.get("/v1/nothing"), 404, "not_found");
+    assert_error(
+        &http.post("/v1/libraries/bad/frobnicate", &json!({})),
+        404,
+        "not_found",
+    );
+    // wrong methods
+    let put = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut resp = put
+        .put(format!("{}/v1/libraries", http.base))
+        .send(b"{}".as_slice())
+        .expect("PUT");
+    let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
+        .unwrap_or(Value::Null);
+    assert_error(&(resp.status().as_u16(), body), 405, "invalid");
+    assert_error(&http.get("/v1/libraries/bad/search"), 405, "invalid");
+    assert_error(&http.delete("/v1/libraries/bad/documents"), 405, "invalid");
+    // a body over the limit (1 MiB here)
+    let big = vec![b' '; 2 << 20];
+    assert_error(
+        &http.post_raw("/v1/libraries/bad/documents", &big),
+        413,
+        "invalid",
+    );
+
+    // None of it reached the log.
+    let info = library_info(http, "bad");
+    assert_eq!(
+        (info["documents"].as_u64(), info["seq"].as_u64()),
+        (Some(0), Some(1)),
+        "{info}"
+    );
+    let health = http.get("/health");
+    assert_eq!((health.0, &health.1["runtime"]), (200, &json!("host")));
+}
+
+#[test]
+fn host_batch_upsert_reports_each_document_and_commits_one_segment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let mut docs = dataset::documents(6);
+    docs[2]["chunks"][0]["embedding"] = json!([0.5, 0.5]);
+    docs[4]["chunks"] = json!([]);
+    let server = Server::start(&storage, &[]);
+    create_library(&server.http, "batch", dataset::DIM);
+    assert_eq!(objects(dir.path(), "batch", "wal").len(), 1);
+
+    let reply = server.http.post(
+        "/v1/libraries/batch/documents/batch",
+        &json!({"documents": docs}),
+    );
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    let results = reply.1["results"].as_array().expect("results");
+    assert_eq!(results.len(), 6);
+    for (i, result) in results.iter().enumerate() {
+        if i == 2 || i == 4 {
+            assert_eq!(result["error"]["kind"], "invalid", "result {i}: {result}");
+            assert!(
+                result["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        } else {
+            assert_eq!(result["id"], docs[i]["id"], "result {i}: {result}");
+            assert_eq!(result["chunk_ids"].as_array().map(Vec::len), Some(1));
+        }
+    }
+    assert_eq!(
+        objects(dir.path(), "batch", "wal").len(),
+        2,
+        "one segment for the whole batch"
+    );
+
+    // A batch where nothing is accepted writes nothing.
+    let reply = server.http.post(
+        "/v1/libraries/batch/documents/batch",
+        &json!({"documents": [docs[2], docs[4]]}),
+    );
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert_eq!(objects(dir.path(), "batch", "wal").len(), 2);
+
+    let server = server.crash_and_restart();
+    for (i, doc) in docs.iter().enumerate() {
+        let id = doc["id"].as_str().expect("id");
+        if i == 2 || i == 4 {
+            let reply = server
+                .http
+                .get(&format!("/v1/libraries/batch/documents/{}", encode(id)));
+            assert_error(&reply, 404, "not_found");
+        } else {
+            assert_found_first(&server.http, "batch", doc);
+        }
+    }
+    let info = library_info(&server.http, "batch");
+    assert_eq!(
+        (info["documents"].as_u64(), info["seq"].as_u64()),
+        (Some(4), Some(5)),
+        "{info}"
+    );
+}
+
+/// Measures one search through the component on 1,000 × 384 and checks that every
+/// query vector finds its own document.
+#[test]
+fn host_searches_1000_documents_of_384_dimensions() {
+    let docs = dataset::documents(1000);
+    let server = Server::start("memory://", &[]);
+    create_library(&server.http, "bench", dataset::DIM);
+    for part in docs.chunks(250) {
+        let reply = server.http.post(
+            "/v1/libraries/bench/documents/batch",
+            &json!({"documents": part}),
+        );
+        assert_eq!(reply.0, 200);
+    }
+    assert_eq!(library_info(&server.http, "bench")["documents"], 1000);
+
+    let queries: Vec<&Value> = docs.iter().step_by(5).collect();
+    let mut took_ms = 0.0;
+    let started = Instant::now();
+    for doc in &queries {
+        let reply = server.http.post(
+            "/v1/libraries/bench/search",
+            &json!({"vector": embedding(doc), "k": 10, "include": []}),
+        );
+        assert_eq!(reply.0, 200, "{}", reply.1);
+        assert_eq!(reply.1["hits"][0]["document_id"], doc["id"]);
+        assert_eq!(reply.1["hits"].as_array().map(Vec::len), Some(10));
+        took_ms += reply.1["took_ms"].as_f64().expect("took_ms");
+    }
+    let n = queries.len() as f64;
+    eprintln!(
+        "host search, 1000 x 384 flat, k=10: {:.3} ms in the host (parse + component call), {:.3} ms per HTTP round trip, {} queries",
+        took_ms / n,
+        started.elapsed().as_secs_f64() * 1e3 / n,
+        queries.len()
+    );
+}
+
+/// Starts the host on `storage` expecting startup to fail; returns its stderr.
+fn start_expecting_failure(storage: &str) -> String {
+    let mut cmd = Command::new(host_bin());
+    cmd.arg("serve")
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--storage",
+            storage,
+        ])
+        .arg("--component")
+        .arg(edge_wasm())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut guard = ChildGuard::spawn("arrwdb", &mut cmd);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "arrwdb kept running on a broken log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "arrwdb must fail on a broken log");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = guard.child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("read stderr");
+    }
+    stderr
+}
+
+#[test]
+fn host_refuses_to_start_on_a_corrupt_or_gapped_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let docs = dataset::documents(2);
+    let mut server = Server::start(&storage, &[]);
+    create_library(&server.http, "broken", dataset::DIM);
+    for doc in &docs {
+        assert_eq!(
+            server.http.post("/v1/libraries/broken/documents", doc).0,
+            200
+        );
+    }
+    server.guard.kill();
+    let wal = objects(dir.path(), "broken", "wal");
+    assert_eq!(wal.len(), 3);
+
+    // One flipped bit in the middle segment: startup stops and names the object.
+    let original = std::fs::read(&wal[1]).expect("read segment");
+    let mut flipped = original.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    std::fs::write(&wal[1], &flipped).expect("corrupt segment");
+    let stderr = start_expecting_failure(&storage);
+    assert!(
+        stderr.contains("default/broken/wal/00000000000000000002.wal"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("checksum"), "{stderr}");
+
+    // A missing segment is a gap, never silently skipped.
+    std::fs::remove_file(&wal[1]).expect("remove segment");
+    let stderr = start_expecting_failure(&storage);
+    assert!(
+        stderr.contains("default/broken/wal/00000000000000000003.wal"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("gap"), "{stderr}");
+
+    // Repaired, it starts with everything.
+    std::fs::write(&wal[1], &original).expect("restore segment");
+    let server = Server::start(&storage, &[]);
+    assert_eq!(library_info(&server.http, "broken")["documents"], 2);
+}
+
+#[test]
+fn host_resets_an_instance_that_runs_out_of_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let docs = dataset::documents(3000);
+    let server = Server::start_with(&storage, &[], &["--memory-limit-mb", "8"]);
+    create_library(&server.http, "big", dataset::DIM);
+    let reply = server.http.post(
+        "/v1/libraries/big/documents/batch",
+        &json!({"documents": docs[..100]}),
+    );
+    assert_eq!(reply.0, 200, "{}", reply.1);
+
+    // 3,000 more vectors do not fit in 8 MiB: the instance traps, the request fails,
+    // nothing of it is written, and the next request runs on a fresh instance rebuilt
+    // from storage.
+    let reply = server.http.post(
+        "/v1/libraries/big/documents/batch",
+        &json!({"documents": docs}),
+    );
+    assert_error(&reply, 500, "internal");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("trapped")),
+        "{}",
+        reply.1
+    );
+    let info = library_info(&server.http, "big");
+    assert_eq!(
+        (info["documents"].as_u64(), info["seq"].as_u64()),
+        (Some(100), Some(101)),
+        "{info}"
+    );
+    assert_found_first(&server.http, "big", &docs[42]);
+    assert_eq!(
+        server
+            .http
+            .post("/v1/libraries/big/documents", &docs[200])
+            .0,
+        200
+    );
+    assert_eq!(objects(dir.path(), "big", "wal").len(), 3);
+}
