@@ -237,6 +237,22 @@ fn test(root: &Path) -> Result {
         "-D",
         "warnings",
     ]))?;
+    for (package, target) in [
+        ("arrwdb-edge", "wasm32-wasip2"),
+        ("arrwdb-wasm", "wasm32-unknown-unknown"),
+    ] {
+        run(cargo(root).args([
+            "clippy",
+            "--release",
+            "-p",
+            package,
+            "--target",
+            target,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     step("cargo test (unit, property, end-to-end and cross-runtime tests)");
     run(cargo(root).args(["test", "--release", "--workspace"]))?;
     step("node --test (npm package in Node, web page in headless Chromium)");
