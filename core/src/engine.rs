@@ -1,10 +1,9 @@
 //! The engine: every library's state, and the prepare / apply / query entry points.
 
-use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
@@ -14,8 +13,16 @@ use crate::api::{
 use crate::codec;
 use crate::command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 use crate::error::{Error, Result};
-use crate::kernels;
+use crate::filter::Filter;
+use crate::index::{
+    self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, Scored, SearchOptions, VectorStore,
+};
 use crate::model::{DocumentData, LibraryConfig, Metadata, Metric};
+
+/// A filter matching at most `1 / EXACT_FILTER_DIVISOR` of the live chunks is searched
+/// exactly over the matching set: cheaper than walking an index that would mostly skip,
+/// and exact.
+const EXACT_FILTER_DIVISOR: usize = 50;
 
 /// All libraries of one tenant. See the crate docs for the write path.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -23,8 +30,9 @@ pub struct Engine {
     libraries: BTreeMap<String, LibraryState>,
 }
 
-/// One library: its configuration, its documents and the chunk store, which is also the
-/// flat index. Chunks live in dense `u32` slots; deleting leaves a tombstone (`None`).
+/// One library: its configuration, its documents, the chunks by slot, their vectors
+/// and the index over them. Chunks live in dense `u32` slots; deleting leaves a
+/// tombstone (`None`, and the slot leaves `live`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LibraryState {
     config: LibraryConfig,
@@ -32,10 +40,9 @@ pub struct LibraryState {
     documents: BTreeMap<String, StoredDocument>,
     chunk_slots: BTreeMap<String, u32>,
     slots: Vec<Option<StoredChunk>>,
-    /// `slots.len() * dimension` floats, row-major; rows of tombstones are kept.
-    vectors: Vec<f32>,
-    /// Euclidean norm of each row (used by cosine).
-    norms: Vec<f32>,
+    vectors: VectorStore,
+    live: Bitset,
+    index: AnyIndex,
     live_chunks: u64,
 }
 
@@ -221,7 +228,7 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
             config.dimension
         )));
     }
-    Ok(())
+    config.index.validate()
 }
 
 /// Checks a vector's length and values for this library.
@@ -248,14 +255,17 @@ fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()>
 
 impl LibraryState {
     fn new(config: LibraryConfig) -> Self {
+        let vectors = VectorStore::new(config.dimension, config.metric);
+        let index = AnyIndex::new(&config.index, &vectors);
         LibraryState {
             config,
             seq: 1,
             documents: BTreeMap::new(),
             chunk_slots: BTreeMap::new(),
             slots: Vec::new(),
-            vectors: Vec::new(),
-            norms: Vec::new(),
+            vectors,
+            live: Bitset::default(),
+            index,
             live_chunks: 0,
         }
     }
@@ -332,19 +342,11 @@ impl LibraryState {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
-    fn row(&self, slot: u32) -> &[f32] {
-        let dim = self.config.dimension as usize;
-        let start = slot as usize * dim;
-        &self.vectors[start..start + dim]
-    }
-
     fn upsert(&mut self, document: &DocumentData) -> UpsertResponse {
         self.remove_document(&document.id);
         let mut slots = Vec::with_capacity(document.chunks.len());
         for chunk in &document.chunks {
-            let slot = self.slots.len() as u32;
-            self.vectors.extend_from_slice(&chunk.embedding);
-            self.norms.push(kernels::norm(&chunk.embedding));
+            let slot = self.vectors.push(&chunk.embedding);
             self.slots.push(Some(StoredChunk {
                 id: chunk.id.clone(),
                 document: document.id.clone(),
@@ -352,16 +354,16 @@ impl LibraryState {
                 metadata: chunk.metadata.clone(),
             }));
             self.chunk_slots.insert(chunk.id.clone(), slot);
+            self.live.insert(slot);
             self.live_chunks += 1;
+            self.index.insert(&self.vectors, slot);
             slots.push(slot);
         }
-        self.documents.insert(
-            document.id.clone(),
-            StoredDocument {
-                metadata: document.metadata.clone(),
-                slots,
-            },
-        );
+        let stored = StoredDocument {
+            metadata: document.metadata.clone(),
+            slots,
+        };
+        self.documents.insert(document.id.clone(), stored);
         UpsertResponse {
             id: document.id.clone(),
             chunk_ids: document.chunks.iter().map(|c| c.id.clone()).collect(),
@@ -375,7 +377,9 @@ impl LibraryState {
         for slot in old.slots {
             if let Some(chunk) = self.slots.get_mut(slot as usize).and_then(Option::take) {
                 self.chunk_slots.remove(&chunk.id);
+                self.live.remove(slot);
                 self.live_chunks -= 1;
+                self.index.remove(&self.vectors, slot);
             }
         }
     }
@@ -389,7 +393,7 @@ impl LibraryState {
                 self.chunk(slot).map(|c| ChunkOutput {
                     id: c.id.clone(),
                     text: c.text.clone(),
-                    embedding: self.row(slot).to_vec(),
+                    embedding: self.vectors.vector(slot).to_vec(),
                     metadata: c.metadata.clone(),
                 })
             })
@@ -412,16 +416,16 @@ impl LibraryState {
                 what: format!("search mode `{mode}`"),
             });
         }
-        if request.filter.is_some() {
-            return Err(Error::Unsupported {
-                what: String::from("`filter`"),
-            });
-        }
         if request.fusion.is_some() || request.rerank.is_some() {
             return Err(Error::Unsupported {
                 what: String::from("`fusion` and `rerank`"),
             });
         }
+        let filter = request
+            .filter
+            .as_ref()
+            .map(|f| Filter::parse(&f.0))
+            .transpose()?;
         let Some(query) = &request.vector else {
             return Err(Error::invalid("vector search needs `vector`"));
         };
@@ -433,51 +437,57 @@ impl LibraryState {
             )));
         }
         validate_vector(&self.config, "vector", query)?;
-        let hits = self.flat_top_k(query, request.k as usize);
+        let options = SearchOptions {
+            k: request.k as usize,
+            ef: request.params.ef,
+            nprobe: request.params.nprobe,
+        };
+        let hits = self.top_k(query, filter.as_ref(), &options);
         Ok(SearchResponse {
-            hits: hits
-                .into_iter()
-                .map(|(score, slot)| self.hit(slot, score, request))
-                .collect(),
+            hits: hits.into_iter().map(|s| self.hit(s, request)).collect(),
             took_ms: 0.0,
         })
     }
 
-    /// Exact top-k by score, ties broken by slot (older first), so every runtime ranks
-    /// identically.
-    fn flat_top_k(&self, query: &[f32], k: usize) -> Vec<(f32, u32)> {
-        let qnorm = kernels::norm(query);
-        let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
-        for (slot, chunk) in self.slots.iter().enumerate() {
-            if chunk.is_none() {
+    /// The live slots whose chunk (with its document) matches `filter`.
+    fn matching(&self, filter: &Filter) -> Bitset {
+        let mut set = Bitset::with_capacity(self.slots.len());
+        let null = serde_json::Value::Null;
+        for slot in self.live.iter() {
+            let Some(chunk) = self.chunk(slot) else {
                 continue;
-            }
-            let slot = slot as u32;
-            let score = self.score(query, qnorm, slot);
-            let candidate = Candidate { score, slot };
-            if heap.len() < k {
-                heap.push(candidate);
-            } else if heap.peek().is_some_and(|worst| candidate < *worst) {
-                heap.pop();
-                heap.push(candidate);
+            };
+            let document = self
+                .documents
+                .get(&chunk.document)
+                .map_or(&null, |d| &d.metadata.0);
+            if filter.matches(&chunk.metadata.0, document) {
+                set.insert(slot);
             }
         }
-        heap.into_sorted_vec()
-            .into_iter()
-            .map(|c| (c.score, c.slot))
-            .collect()
+        set
     }
 
-    fn score(&self, query: &[f32], qnorm: f32, slot: u32) -> f32 {
-        let row = self.row(slot);
-        match self.config.metric {
-            Metric::Dot => kernels::dot(query, row),
-            Metric::Cosine => kernels::dot(query, row) / (qnorm * self.norms[slot as usize]),
-            Metric::L2 => -kernels::sqrt(kernels::l2_squared(query, row)),
+    /// The best `k` live (and matching) slots, best first, ties broken by slot.
+    fn top_k(
+        &self,
+        query: &[f32],
+        filter: Option<&Filter>,
+        options: &SearchOptions,
+    ) -> Vec<Scored> {
+        let query = self.vectors.query(query);
+        let matching = filter.map(|f| self.matching(f));
+        let allowed = Allowed::new(&self.live, matching.as_ref());
+        if matching.is_some() && allowed.count() <= self.live_chunks as usize / EXACT_FILTER_DIVISOR
+        {
+            index::exact_search(&self.vectors, &query, &allowed, options.k)
+        } else {
+            self.index.search(&self.vectors, &query, &allowed, options)
         }
     }
 
-    fn hit(&self, slot: u32, score: f32, request: &SearchRequest) -> Hit {
+    fn hit(&self, found: Scored, request: &SearchRequest) -> Hit {
+        let (slot, score) = (found.slot, found.score);
         let chunk = self.chunk(slot);
         let distance = match self.config.metric {
             Metric::Cosine => Some(1.0 - score),
@@ -497,7 +507,7 @@ impl LibraryState {
                 .map(|c| c.metadata.clone()),
             vector: request
                 .includes(Include::Vector)
-                .then(|| self.row(slot).to_vec()),
+                .then(|| self.vectors.vector(slot).to_vec()),
         }
     }
 
@@ -509,16 +519,26 @@ impl LibraryState {
             reason,
         };
         validate_config(&self.config)?;
-        let dim = self.config.dimension as usize;
         let n = self.slots.len();
-        if self.vectors.len() != n * dim || self.norms.len() != n || n > u32::MAX as usize {
+        if !self.vectors.is_consistent()
+            || self.vectors.len() != n
+            || self.vectors.dimension() != self.config.dimension as usize
+            || self.vectors.metric() != self.config.metric
+            || n > u32::MAX as usize
+        {
             return Err(corrupt(format!(
-                "{n} slots but {} floats and {} norms",
-                self.vectors.len(),
-                self.norms.len()
+                "{n} slots but {} stored vectors",
+                self.vectors.len()
             )));
         }
         let live = self.slots.iter().filter(|s| s.is_some()).count();
+        if self.live.count() != live
+            || (0..n as u32).any(|slot| self.live.contains(slot) != self.chunk(slot).is_some())
+        {
+            return Err(corrupt(String::from(
+                "the live set disagrees with the chunks",
+            )));
+        }
         if live as u64 != self.live_chunks || self.chunk_slots.len() != live {
             return Err(corrupt(format!("{live} live chunks but counters disagree")));
         }
@@ -541,37 +561,6 @@ impl LibraryState {
                 "{owned} chunks owned by documents, {live} live"
             )));
         }
-        Ok(())
+        self.index.check(n)
     }
 }
-
-/// A scored slot, ordered so that "greater" means "worse": the max-heap then keeps the
-/// worst of the current top-k on top.
-#[derive(Debug, Clone, Copy)]
-struct Candidate {
-    score: f32,
-    slot: u32,
-}
-
-impl Ord for Candidate {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(self.slot.cmp(&other.slot))
-    }
-}
-
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Candidate {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Candidate {}

@@ -43,6 +43,8 @@ pub mod codec;
 mod command;
 mod engine;
 mod error;
+pub mod filter;
+pub mod index;
 pub mod kernels;
 mod model;
 pub mod storage;
@@ -50,4 +52,7 @@ pub mod storage;
 pub use command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 pub use engine::{Engine, LibraryState};
 pub use error::{Error, ErrorKind};
-pub use model::{ChunkData, DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
+pub use model::{
+    ChunkData, DocumentData, HnswParams, IndexConfig, IvfParams, KdTreeParams, LibraryConfig,
+    LshParams, Metadata, Metric,
+};

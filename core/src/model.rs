@@ -18,37 +18,97 @@ pub enum Metric {
     L2,
 }
 
-/// Index kind and parameters of a library. Only `flat` exists so far.
+/// Index kind and parameters of a library.
 ///
-/// In JSON it is internally tagged (`{"type":"flat", ...params}`); in the binary
-/// formats it is a plain enum, because postcard cannot decode internally tagged enums.
+/// In JSON it is internally tagged (`{"type":"hnsw","m":16}`, missing parameters take
+/// their defaults); in the binary formats it is a plain enum, because postcard cannot
+/// decode internally tagged enums.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum IndexConfig {
     /// Exact search over every live vector.
     #[default]
     Flat,
+    Hnsw(HnswParams),
+    Ivf(IvfParams),
+    KdTree(KdTreeParams),
+    Lsh(LshParams),
+}
+
+impl IndexConfig {
+    /// Checks parameter ranges.
+    ///
+    /// # Errors
+    /// `Invalid`, naming the parameter and its allowed range.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        let unsupported = |kind: &str| {
+            Err(crate::error::Error::Unsupported {
+                what: alloc::format!("index type `{kind}`"),
+            })
+        };
+        match self {
+            IndexConfig::Flat => Ok(()),
+            // Each kind is accepted once its real structure is in `index/` (not before).
+            IndexConfig::Hnsw(p) => p.validate().and_then(|()| unsupported("hnsw")),
+            IndexConfig::Ivf(p) => p.validate().and_then(|()| unsupported("ivf")),
+            IndexConfig::KdTree(p) => p.validate().and_then(|()| unsupported("kdtree")),
+            IndexConfig::Lsh(p) => p.validate().and_then(|()| unsupported("lsh")),
+        }
+    }
 }
 
 mod index_repr {
+    use super::{HnswParams, IvfParams, KdTreeParams, LshParams};
     use serde::{Deserialize, Serialize};
 
     #[derive(Serialize, Deserialize)]
-    #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+    #[serde(tag = "type", rename_all = "lowercase")]
     pub(super) enum Tagged {
         Flat,
+        Hnsw(HnswParams),
+        Ivf(IvfParams),
+        KdTree(KdTreeParams),
+        Lsh(LshParams),
     }
 
     #[derive(Serialize, Deserialize)]
     pub(super) enum Plain {
         Flat,
+        Hnsw(HnswParams),
+        Ivf(IvfParams),
+        KdTree(KdTreeParams),
+        Lsh(LshParams),
     }
 }
 
+macro_rules! convert_index_repr {
+    ($from:ty => $to:ty) => {
+        impl From<$from> for $to {
+            fn from(value: $from) -> Self {
+                type From = $from;
+                type To = $to;
+                match value {
+                    From::Flat => To::Flat,
+                    From::Hnsw(p) => To::Hnsw(p),
+                    From::Ivf(p) => To::Ivf(p),
+                    From::KdTree(p) => To::KdTree(p),
+                    From::Lsh(p) => To::Lsh(p),
+                }
+            }
+        }
+    };
+}
+
+convert_index_repr!(IndexConfig => index_repr::Tagged);
+convert_index_repr!(IndexConfig => index_repr::Plain);
+convert_index_repr!(index_repr::Tagged => IndexConfig);
+convert_index_repr!(index_repr::Plain => IndexConfig);
+
 impl Serialize for IndexConfig {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match (self, serializer.is_human_readable()) {
-            (IndexConfig::Flat, true) => index_repr::Tagged::Flat.serialize(serializer),
-            (IndexConfig::Flat, false) => index_repr::Plain::Flat.serialize(serializer),
+        if serializer.is_human_readable() {
+            index_repr::Tagged::from(self.clone()).serialize(serializer)
+        } else {
+            index_repr::Plain::from(self.clone()).serialize(serializer)
         }
     }
 }
@@ -56,14 +116,144 @@ impl Serialize for IndexConfig {
 impl<'de> Deserialize<'de> for IndexConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
-            Ok(match index_repr::Tagged::deserialize(deserializer)? {
-                index_repr::Tagged::Flat => IndexConfig::Flat,
-            })
+            index_repr::Tagged::deserialize(deserializer).map(Into::into)
         } else {
-            Ok(match index_repr::Plain::deserialize(deserializer)? {
-                index_repr::Plain::Flat => IndexConfig::Flat,
-            })
+            index_repr::Plain::deserialize(deserializer).map(Into::into)
         }
+    }
+}
+
+fn check_range(name: &str, value: u64, min: u64, max: u64) -> crate::error::Result<()> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Invalid(alloc::format!(
+            "index parameter `{name}` must be between {min} and {max}, got {value}"
+        )))
+    }
+}
+
+/// HNSW parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HnswParams {
+    /// Neighbours per node on upper layers (layer 0 keeps `2 * m`).
+    pub m: u32,
+    /// Candidate list size while inserting.
+    pub ef_construction: u32,
+    /// Default candidate list size while searching (per-query `params.ef` overrides).
+    pub ef_search: u32,
+    /// Seed of the level assignment.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl HnswParams {
+    fn validate(&self) -> crate::error::Result<()> {
+        check_range("m", self.m.into(), 2, 128)?;
+        check_range("ef_construction", self.ef_construction.into(), 1, 4096)?;
+        check_range("ef_search", self.ef_search.into(), 1, 4096)
+    }
+}
+
+/// IVF parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvfParams {
+    /// Number of lists (k-means centroids).
+    pub nlist: u32,
+    /// Default number of lists probed per query (per-query `params.nprobe` overrides).
+    pub nprobe: u32,
+    /// The index trains on the first `train_size` vectors; until then it searches exactly.
+    pub train_size: u32,
+    /// Product quantization of the residuals, with `pq_m` sub-quantizers (0 = off).
+    pub pq_m: u32,
+    /// Seed of k-means++ initialisation.
+    pub seed: u64,
+}
+
+impl Default for IvfParams {
+    fn default() -> Self {
+        IvfParams {
+            nlist: 256,
+            nprobe: 16,
+            train_size: 10_000,
+            pq_m: 0,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl IvfParams {
+    fn validate(&self) -> crate::error::Result<()> {
+        check_range("nlist", self.nlist.into(), 1, 65_536)?;
+        check_range("nprobe", self.nprobe.into(), 1, self.nlist.into())?;
+        check_range(
+            "train_size",
+            self.train_size.into(),
+            self.nlist.into(),
+            10_000_000,
+        )?;
+        check_range("pq_m", self.pq_m.into(), 0, 4096)
+    }
+}
+
+/// KD-tree parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KdTreeParams {
+    /// Largest number of slots in a leaf.
+    pub leaf_size: u32,
+}
+
+impl Default for KdTreeParams {
+    fn default() -> Self {
+        KdTreeParams { leaf_size: 32 }
+    }
+}
+
+impl KdTreeParams {
+    fn validate(&self) -> crate::error::Result<()> {
+        check_range("leaf_size", self.leaf_size.into(), 1, 65_536)
+    }
+}
+
+/// LSH (random hyperplanes) parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LshParams {
+    /// Number of hash tables.
+    pub num_tables: u32,
+    /// Bits (hyperplanes) per table.
+    pub hash_size: u32,
+    /// Seed of the hyperplanes.
+    pub seed: u64,
+}
+
+impl Default for LshParams {
+    fn default() -> Self {
+        LshParams {
+            num_tables: 16,
+            hash_size: 12,
+            seed: 0x5eed,
+        }
+    }
+}
+
+impl LshParams {
+    fn validate(&self) -> crate::error::Result<()> {
+        check_range("num_tables", self.num_tables.into(), 1, 256)?;
+        check_range("hash_size", self.hash_size.into(), 1, 64)
     }
 }
 
