@@ -5,6 +5,8 @@
 //! - `cargo xtask test`: installs what is missing, checks formatting and lints, builds
 //!   every artifact once (release), and runs every test: Rust (unit, property,
 //!   end-to-end, cross-runtime) and Node (npm package, web page in Chromium).
+//! - `cargo xtask bench [--n N] [--queries Q]`: every index kind on the pypi-minilm
+//!   dataset beside faiss, hnswlib and usearch in the same run (see tests/bench/).
 //! - `cargo xtask build` / `cargo xtask install`: the build and install steps alone.
 //!
 //! Installs are idempotent and live under the user's home (`~/.cargo/bin`, pip, npm's
@@ -31,9 +33,13 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("bench") => bench(&root, &args[1..]),
         Some("build") => install_all(&root).and_then(|tools| build(&root, &tools)),
         Some("install") => install_all(&root).map(|_| ()),
-        _ => Err("usage: cargo xtask <serve [ARGS...] | test | build | install>".into()),
+        _ => Err(
+            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install>"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -286,4 +292,43 @@ fn serve(root: &Path, extra: &[String]) -> Result {
     command.args(extra);
     step("arrwdb serve");
     run(&mut command)
+}
+
+/// Python packages of the benchmark's peers (PyPI names).
+const BENCH_PEERS: [&str; 4] = ["numpy", "faiss-cpu", "hnswlib", "usearch"];
+
+fn bench(root: &Path, extra: &[String]) -> Result {
+    let missing = !BENCH_PEERS.iter().all(|p| {
+        Command::new("python3")
+            .args(["-m", "pip", "show", "-q", p])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if missing {
+        step(&format!("pip install {}", BENCH_PEERS.join(" ")));
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "-q"])
+            .args(BENCH_PEERS))?;
+    }
+    step("build arrwdb-bench");
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "-p",
+        "arrwdb-tests",
+        "--bin",
+        "arrwdb-bench",
+    ]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    step("benchmark (arrwDB and peers, one thread, same data)");
+    run(Command::new("python3")
+        .current_dir(root)
+        .arg("tests/bench/peers.py")
+        .arg("--dataset")
+        .arg(root.join("../shared/datasets/pypi-minilm"))
+        .arg("--arrwdb")
+        .arg(target.join("release/arrwdb-bench"))
+        .args(extra))
 }

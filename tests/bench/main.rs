@@ -1,0 +1,244 @@
+//! `arrwdb-bench`: builds each index kind over the pypi-minilm dataset through the
+//! engine's public API and prints one JSON line per configuration: build time,
+//! single-thread QPS, recall@10 against exact ground truth, and bytes per vector (the
+//! library's snapshot size divided by its vectors). `cargo xtask bench` runs it beside
+//! the peers (tests/bench/peers.py) on the same data and prints the ratios.
+//!
+//! Usage: `arrwdb-bench --dataset DIR [--n 100000] [--queries 1000] [--only flat,hnsw]`
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrwdb_core::api::SearchRequest;
+use arrwdb_core::index::{Allowed, Bitset, QueryVector, VectorStore, exact_search};
+use arrwdb_core::{
+    ChunkData, Command, DocumentData, Engine, IndexConfig, LibraryConfig, Metadata, Metric, Query,
+    QueryResponse,
+};
+use serde_json::json;
+
+const K: usize = 10;
+
+fn read_vecs(path: &Path, limit: usize) -> Vec<Vec<u32>> {
+    let mut reader =
+        BufReader::new(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+    let mut out = Vec::new();
+    let mut header = [0u8; 4];
+    while out.len() < limit && reader.read_exact(&mut header).is_ok() {
+        let d = u32::from_le_bytes(header) as usize;
+        let mut raw = vec![0u8; d * 4];
+        reader.read_exact(&mut raw).expect("truncated vectors file");
+        out.push(
+            raw.chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        );
+    }
+    out
+}
+
+fn fvecs(path: &Path, limit: usize) -> Vec<Vec<f32>> {
+    read_vecs(path, limit)
+        .into_iter()
+        .map(|v| v.into_iter().map(f32::from_bits).collect())
+        .collect()
+}
+
+struct Args {
+    dataset: PathBuf,
+    n: usize,
+    queries: usize,
+    only: Option<Vec<String>>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        dataset: PathBuf::from("../shared/datasets/pypi-minilm"),
+        n: 100_000,
+        queries: 1000,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--dataset" => args.dataset = value.into(),
+            "--n" => args.n = value.parse().expect("--n is a number"),
+            "--queries" => args.queries = value.parse().expect("--queries is a number"),
+            "--only" => args.only = Some(value.split(',').map(str::to_owned).collect()),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+/// Exact top-10 (by inner product) of each query over the first `n` base vectors: the
+/// published ground truth when `n` is the whole set, computed otherwise.
+fn ground_truth(args: &Args, base: &[Vec<f32>], queries: &[Vec<f32>]) -> Vec<Vec<u32>> {
+    if args.n >= 100_000 {
+        return read_vecs(&args.dataset.join("groundtruth.ivecs"), queries.len())
+            .into_iter()
+            .map(|row| row.into_iter().take(K).collect())
+            .collect();
+    }
+    let mut store = VectorStore::new(base[0].len() as u32, Metric::Dot);
+    let mut live = Bitset::default();
+    for v in base {
+        live.insert(store.push(v));
+    }
+    let allowed = Allowed::new(&live, None);
+    queries
+        .iter()
+        .map(|q| {
+            let query: QueryVector<'_> = store.query(q);
+            exact_search(&store, &query, &allowed, K)
+                .into_iter()
+                .map(|s| s.slot)
+                .collect()
+        })
+        .collect()
+}
+
+fn configs() -> Vec<(
+    &'static str,
+    &'static str,
+    IndexConfig,
+    Vec<serde_json::Value>,
+)> {
+    let parse =
+        |v: serde_json::Value| -> IndexConfig { serde_json::from_value(v).expect("index config") };
+    vec![
+        ("flat", "", IndexConfig::Flat, vec![json!({})]),
+        (
+            "hnsw",
+            "M=16 efC=200",
+            parse(json!({"type": "hnsw"})),
+            vec![json!({"ef": 64}), json!({"ef": 128}), json!({"ef": 256})],
+        ),
+        (
+            "ivf",
+            "nlist=256",
+            parse(json!({"type": "ivf"})),
+            vec![
+                json!({"nprobe": 8}),
+                json!({"nprobe": 16}),
+                json!({"nprobe": 32}),
+            ],
+        ),
+        (
+            "lsh",
+            "defaults",
+            parse(json!({"type": "lsh"})),
+            vec![json!({})],
+        ),
+        (
+            "kdtree",
+            "defaults",
+            parse(json!({"type": "kdtree"})),
+            vec![json!({})],
+        ),
+    ]
+}
+
+fn main() {
+    let args = args();
+    let base = fvecs(&args.dataset.join("base.fvecs"), args.n);
+    let queries = fvecs(&args.dataset.join("queries.fvecs"), args.queries);
+    let truth = ground_truth(&args, &base, &queries);
+    let dim = base[0].len() as u32;
+    for (kind, build_params, index, search_params) in configs() {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|o| o == kind))
+        {
+            continue;
+        }
+        let mut engine = Engine::new();
+        let config = LibraryConfig {
+            name: "bench".into(),
+            dimension: dim,
+            metric: Metric::Dot,
+            index,
+        };
+        let record = match engine.prepare(Command::CreateLibrary(config)) {
+            Ok(record) => record,
+            Err(e) => {
+                eprintln!("arrwdb-bench: skipping {kind}: {e}");
+                continue;
+            }
+        };
+        engine.apply(&record).expect("create library");
+        let started = Instant::now();
+        for (i, v) in base.iter().enumerate() {
+            let document = DocumentData {
+                id: i.to_string(),
+                metadata: Metadata::default(),
+                chunks: vec![ChunkData {
+                    id: i.to_string(),
+                    text: String::new(),
+                    embedding: v.clone(),
+                    metadata: Metadata::default(),
+                }],
+            };
+            let record = engine
+                .prepare(Command::UpsertDocument {
+                    library: "bench".into(),
+                    document,
+                })
+                .expect("prepare");
+            engine.apply(&record).expect("apply");
+        }
+        let build_s = started.elapsed().as_secs_f64();
+        let bytes = engine.snapshot("bench").expect("snapshot").len();
+        for params in search_params {
+            let requests: Vec<SearchRequest> = queries
+                .iter()
+                .map(|q| {
+                    serde_json::from_value(
+                        json!({"vector": q, "k": K, "params": params, "include": []}),
+                    )
+                    .expect("request")
+                })
+                .collect();
+            let started = Instant::now();
+            let mut found = Vec::with_capacity(requests.len());
+            for request in requests {
+                let QueryResponse::Search(response) = engine
+                    .query(&Query::Search {
+                        library: "bench".into(),
+                        request,
+                    })
+                    .expect("search")
+                else {
+                    panic!("unexpected response");
+                };
+                found.push(
+                    response
+                        .hits
+                        .into_iter()
+                        .map(|h| h.chunk_id.parse::<u32>().expect("numeric id"))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let hits: usize = found
+                .iter()
+                .zip(&truth)
+                .map(|(f, t)| f.iter().filter(|id| t.contains(id)).count())
+                .sum();
+            let recall = hits as f64 / (truth.len() * K) as f64;
+            let line = json!({
+                "engine": "arrwdb", "index": kind, "build": build_params, "search": params.to_string(),
+                "n": args.n, "build_s": build_s, "qps": queries.len() as f64 / seconds,
+                "recall10": recall, "bytes_per_vector": bytes as f64 / args.n as f64,
+            });
+            #[allow(clippy::print_stdout)] // the benchmark's output
+            {
+                println!("{line}");
+            }
+        }
+    }
+}
