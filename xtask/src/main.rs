@@ -206,9 +206,13 @@ fn build_edge(root: &Path) -> Result {
     ]))
 }
 
+/// Builds every native target of the workspace (the `arrwdb` binary, the benchmark and
+/// every test) in one cargo invocation. `cargo test --release --workspace` then reuses
+/// all of it: building the host alone would resolve features differently (dev-dependencies
+/// take part only when tests are built) and compile wasmtime and its world twice.
 fn build_host(root: &Path) -> Result {
-    step("build the host (arrwdb)");
-    run(cargo(root).args(["build", "--release", "-p", "arrwdb-host"]))
+    step("build the host (arrwdb) and every native test target");
+    run(cargo(root).args(["build", "--release", "--workspace", "--all-targets"]))
 }
 
 fn build(root: &Path, tools: &Tools) -> Result {
