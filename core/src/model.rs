@@ -40,18 +40,12 @@ impl IndexConfig {
     /// # Errors
     /// `Invalid`, naming the parameter and its allowed range.
     pub fn validate(&self) -> crate::error::Result<()> {
-        let unsupported = |kind: &str| {
-            Err(crate::error::Error::Unsupported {
-                what: alloc::format!("index type `{kind}`"),
-            })
-        };
         match self {
             IndexConfig::Flat => Ok(()),
-            // Each kind is accepted once its real structure is in `index/` (not before).
-            IndexConfig::Hnsw(p) => p.validate().and_then(|()| unsupported("hnsw")),
-            IndexConfig::Ivf(p) => p.validate().and_then(|()| unsupported("ivf")),
-            IndexConfig::KdTree(p) => p.validate().and_then(|()| unsupported("kdtree")),
-            IndexConfig::Lsh(p) => p.validate().and_then(|()| unsupported("lsh")),
+            IndexConfig::Hnsw(p) => p.validate(),
+            IndexConfig::Ivf(p) => p.validate(),
+            IndexConfig::KdTree(p) => p.validate(),
+            IndexConfig::Lsh(p) => p.validate(),
         }
     }
 }
@@ -186,7 +180,7 @@ impl Default for IvfParams {
     fn default() -> Self {
         IvfParams {
             nlist: 256,
-            nprobe: 16,
+            nprobe: 32,
             train_size: 10_000,
             pq_m: 0,
             seed: 0x5eed,

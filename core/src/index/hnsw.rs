@@ -1,20 +1,393 @@
-//! PLACEHOLDER: `hnsw` answers exactly until its real structure lands.
+//! `hnsw`: a hierarchical navigable small world graph (Malkov & Yashunin, 2016).
+//!
+//! Why: sub-linear approximate search with high recall, built incrementally, so every
+//! insert of the log extends the graph in place and a snapshot holds the graph itself.
+//!
+//! Key choices:
+//! - **Deterministic levels**: a slot's level is `floor(-ln(u) / ln(m))` with `u` drawn
+//!   from `splitmix64(seed ^ slot)`, capped at [`MAX_LEVEL`]; no other randomness, and
+//!   every comparison breaks score ties by slot ([`Scored::rank_cmp`]), so replaying the
+//!   same inserts and removes builds the same bytes on every platform.
+//! - **Heuristic neighbour selection** (algorithm 4 of the paper): a candidate is kept
+//!   only if it is closer to the base node than to every neighbour already kept, both
+//!   when linking a new node (`m` links per layer) and when pruning a neighbour list that
+//!   overflows (`m` on upper layers, `2·m` on layer 0).
+//! - **Flat storage**: layer 0 is one `Vec<u32>` with a fixed stride of `1 + 2·m` per
+//!   node (a count, then the links); the upper layers of a node are one block of
+//!   `level · (1 + m)` words in a second `Vec<u32>`, found through `upper_offset`.
+//!   Compact, and postcard (de)serializes it as a few flat arrays.
+//! - **Deletes without rebuilding**: `remove` marks the node deleted. It stays in the
+//!   graph and keeps routing (also as the entry point); searches never return it since
+//!   the engine's [`Allowed`] set excludes it, and later inserts prefer live nodes as
+//!   neighbours and drop deleted links first when a list overflows.
+//! - **Filtered search**: the layer-0 search walks through every node but only
+//!   collects allowed ones, and widens `ef` by `1 / allowed.fraction()` (capped), so a
+//!   selective filter still fills the result list without post-filtering.
 
+use alloc::collections::BinaryHeap;
+use alloc::format;
+use alloc::vec;
 use alloc::vec::Vec;
+use core::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
-use super::{Allowed, IndexRead, IndexWrite, QueryVector, Scored, SearchOptions, VectorStore};
-use crate::error::Result;
+use super::{
+    Allowed, Bitset, IndexRead, IndexWrite, QueryVector, Scored, SearchOptions, VectorStore,
+};
+use crate::error::{Error, Result};
 use crate::model::HnswParams;
 
+/// Highest layer a node can reach.
+pub const MAX_LEVEL: u8 = 16;
+
+/// Upper bound of the widened `ef` of a filtered search (before the node-count cap).
+pub const MAX_FILTERED_EF: usize = 2048;
+
+/// An HNSW graph over the slots of a [`VectorStore`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HnswIndex {
     params: HnswParams,
+    /// Level of every node (node = slot); its length is the number of nodes.
+    levels: Vec<u8>,
+    /// Layer 0: `1 + 2·m` words per node, a link count then the links.
+    links0: Vec<u32>,
+    /// Start in `upper` of each node's block of `level` lists of `1 + m` words.
+    upper_offset: Vec<u32>,
+    /// Layers 1.. of every node with a level above 0, node after node.
+    upper: Vec<u32>,
+    /// Nodes removed: still routed through, never returned.
+    deleted: Bitset,
+    /// Entry point (a node of the top layer), `None` while the graph is empty.
+    entry: Option<u32>,
+    /// Level of the entry point.
+    max_level: u8,
+}
+
+/// `splitmix64`: a tiny, well-mixed, portable hash for the level draw.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Orders [`Scored`] so that a max-heap pops the best first.
+#[derive(Clone, Copy)]
+struct Best(Scored);
+
+impl Ord for Best {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.0.rank_cmp(&self.0)
+    }
+}
+impl PartialOrd for Best {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Best {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Best {}
+
+/// Orders [`Scored`] so that a max-heap keeps the worst on top.
+#[derive(Clone, Copy)]
+struct Worst(Scored);
+
+impl Ord for Worst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.rank_cmp(&other.0)
+    }
+}
+impl PartialOrd for Worst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Worst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Worst {}
+
+/// `a` ranks strictly before `b`.
+#[inline]
+fn better(a: &Scored, b: &Scored) -> bool {
+    a.rank_cmp(b) == Ordering::Less
+}
+
+/// Visited nodes of one search.
+struct Visited(Vec<u64>);
+
+impl Visited {
+    fn new(nodes: usize) -> Self {
+        Visited(vec![0; nodes.div_ceil(64)])
+    }
+
+    /// Marks `node`; returns whether it was new.
+    #[inline]
+    fn insert(&mut self, node: u32) -> bool {
+        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
+        match self.0.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl HnswIndex {
+    /// An empty graph with `params` (already validated by the library config).
     pub fn new(params: &HnswParams, _store: &VectorStore) -> Self {
-        HnswIndex { params: *params }
+        HnswIndex {
+            params: *params,
+            levels: Vec::new(),
+            links0: Vec::new(),
+            upper_offset: Vec::new(),
+            upper: Vec::new(),
+            deleted: Bitset::default(),
+            entry: None,
+            max_level: 0,
+        }
+    }
+
+    /// Number of nodes (inserted slots, deleted ones included).
+    pub fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// `true` before the first insert.
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+
+    /// Links per node on upper layers.
+    fn m(&self) -> usize {
+        self.params.m.max(1) as usize
+    }
+
+    /// Maximum links of a node on `layer`.
+    fn cap(&self, layer: usize) -> usize {
+        if layer == 0 { 2 * self.m() } else { self.m() }
+    }
+
+    /// Words per list on `layer` (count + links).
+    fn stride(&self, layer: usize) -> usize {
+        1 + self.cap(layer)
+    }
+
+    /// The level drawn for `slot`.
+    fn level_of(&self, slot: u32) -> u8 {
+        let bits = splitmix64(self.params.seed ^ u64::from(slot)) >> 11;
+        // u in (0, 1]: never ln(0).
+        let u = (bits + 1) as f64 / (1u64 << 53) as f64;
+        let m = self.m().max(2) as f64;
+        let level = -libm::log(u) / libm::log(m);
+        if level >= f64::from(MAX_LEVEL) {
+            MAX_LEVEL
+        } else {
+            level as u8
+        }
+    }
+
+    /// Word range of `node`'s list on `layer` (count first), if the node reaches it.
+    fn list_range(&self, node: u32, layer: usize) -> Option<core::ops::Range<usize>> {
+        let node = node as usize;
+        let stride = self.stride(layer);
+        let start = if layer == 0 {
+            node.checked_mul(stride)?
+        } else {
+            if layer > usize::from(*self.levels.get(node)?) {
+                return None;
+            }
+            (*self.upper_offset.get(node)? as usize).checked_add((layer - 1) * stride)?
+        };
+        Some(start..start.checked_add(stride)?)
+    }
+
+    /// The links of `node` on `layer` (empty if the node does not reach it).
+    #[inline]
+    fn neighbours(&self, node: u32, layer: usize) -> &[u32] {
+        let words = if layer == 0 {
+            &self.links0
+        } else {
+            &self.upper
+        };
+        self.list_range(node, layer)
+            .and_then(|r| words.get(r))
+            .and_then(|list| {
+                let (count, links) = list.split_first()?;
+                links.get(..*count as usize)
+            })
+            .unwrap_or(&[])
+    }
+
+    /// Replaces the links of `node` on `layer` (at most `cap(layer)` are kept).
+    fn set_neighbours(&mut self, node: u32, layer: usize, links: &[u32]) {
+        let cap = self.cap(layer);
+        let Some(range) = self.list_range(node, layer) else {
+            return;
+        };
+        let words = if layer == 0 {
+            &mut self.links0
+        } else {
+            &mut self.upper
+        };
+        let Some(list) = words.get_mut(range) else {
+            return;
+        };
+        let n = links.len().min(cap);
+        list.fill(0);
+        list[0] = n as u32;
+        list[1..=n].copy_from_slice(&links[..n]);
+    }
+
+    /// Greedy walk on one layer towards the best-scoring node (search with `ef = 1`).
+    fn greedy(&self, score: &impl Fn(u32) -> f32, mut best: Scored, layer: usize) -> Scored {
+        let limit = self.len() as u32;
+        loop {
+            let mut moved = false;
+            for &n in self.neighbours(best.slot, layer) {
+                if n >= limit {
+                    continue;
+                }
+                let candidate = Scored {
+                    score: score(n),
+                    slot: n,
+                };
+                if better(&candidate, &best) {
+                    best = candidate;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return best;
+            }
+        }
+    }
+
+    /// Best-first search of one layer from `entries`, keeping the `ef` best nodes that
+    /// `admit` accepts while walking through all of them. Returns them best first.
+    fn search_layer(
+        &self,
+        score: &impl Fn(u32) -> f32,
+        admit: &impl Fn(u32) -> bool,
+        entries: &[Scored],
+        ef: usize,
+        layer: usize,
+    ) -> Vec<Scored> {
+        let limit = self.len() as u32;
+        let mut visited = Visited::new(self.len());
+        let mut candidates: BinaryHeap<Best> = BinaryHeap::new();
+        let mut results: BinaryHeap<Worst> = BinaryHeap::with_capacity(ef + 1);
+        for &e in entries {
+            if visited.insert(e.slot) {
+                candidates.push(Best(e));
+                if admit(e.slot) {
+                    results.push(Worst(e));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        while let Some(Best(current)) = candidates.pop() {
+            if results.len() >= ef {
+                match results.peek() {
+                    Some(Worst(worst)) if better(worst, &current) => break,
+                    _ => {}
+                }
+            }
+            for &n in self.neighbours(current.slot, layer) {
+                if n >= limit || !visited.insert(n) {
+                    continue;
+                }
+                let candidate = Scored {
+                    score: score(n),
+                    slot: n,
+                };
+                let promising = results.len() < ef
+                    || results
+                        .peek()
+                        .is_some_and(|Worst(worst)| better(&candidate, worst));
+                if promising {
+                    candidates.push(Best(candidate));
+                    if admit(n) {
+                        results.push(Worst(candidate));
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Scored> = results.into_iter().map(|Worst(s)| s).collect();
+        out.sort_by(Scored::rank_cmp);
+        out
+    }
+
+    /// Algorithm 4: from `candidates` (scored against `base`, best first), keeps each one
+    /// that is closer to `base` than to every one kept before, up to `max`.
+    fn select(&self, store: &VectorStore, candidates: &[Scored], max: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(max);
+        for c in candidates {
+            if kept.len() >= max {
+                break;
+            }
+            let diverse = kept
+                .iter()
+                .all(|&r| c.score > store.score_between(c.slot, r));
+            if diverse {
+                kept.push(c.slot);
+            }
+        }
+        kept
+    }
+
+    /// Adds `new` to the links of `node` on `layer`, pruning with the heuristic when the
+    /// list overflows (deleted links are dropped first).
+    fn link(&mut self, store: &VectorStore, node: u32, layer: usize, new: u32) {
+        let cap = self.cap(layer);
+        let mut links: Vec<u32> = self.neighbours(node, layer).to_vec();
+        if links.contains(&new) {
+            return;
+        }
+        links.push(new);
+        if links.len() <= cap {
+            self.set_neighbours(node, layer, &links);
+            return;
+        }
+        let live: Vec<u32> = links
+            .iter()
+            .copied()
+            .filter(|&l| !self.deleted.contains(l))
+            .collect();
+        let pool = if live.is_empty() { links } else { live };
+        let mut scored: Vec<Scored> = pool
+            .into_iter()
+            .map(|slot| Scored {
+                score: store.score_between(node, slot),
+                slot,
+            })
+            .collect();
+        scored.sort_by(Scored::rank_cmp);
+        let kept = self.select(store, &scored, cap);
+        self.set_neighbours(node, layer, &kept);
+    }
+
+    /// Appends an unlinked node of `level` for `slot` (which must be `self.len()`).
+    fn push_node(&mut self, level: u8) {
+        let offset = self.upper.len();
+        self.levels.push(level);
+        self.upper_offset.push(offset as u32);
+        self.links0.resize(self.links0.len() + self.stride(0), 0);
+        self.upper
+            .resize(offset + usize::from(level) * self.stride(1), 0);
     }
 }
 
@@ -26,15 +399,172 @@ impl IndexRead for HnswIndex {
         allowed: &Allowed<'_>,
         options: &SearchOptions,
     ) -> Vec<Scored> {
-        super::exact_search(store, query, allowed, options.k)
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        let nodes = self.len().min(store.len());
+        if options.k == 0 || (entry as usize) >= nodes || allowed.count() == 0 {
+            return Vec::new();
+        }
+        let score = |slot: u32| store.score(query, slot);
+        let mut best = Scored {
+            score: score(entry),
+            slot: entry,
+        };
+        for layer in (1..=usize::from(self.max_level)).rev() {
+            best = self.greedy(&score, best, layer);
+        }
+        let ef = options.ef.map_or(self.params.ef_search, |ef| ef.max(1)) as usize;
+        let mut ef = ef.max(options.k);
+        let fraction = allowed.fraction();
+        if fraction < 1.0 {
+            let widened = libm::ceilf(ef as f32 / fraction.max(1e-6));
+            let cap = MAX_FILTERED_EF.max(ef);
+            ef = if widened >= cap as f32 {
+                cap
+            } else {
+                widened as usize
+            };
+        }
+        let ef = ef.min(nodes.max(options.k));
+        let admit = |slot: u32| allowed.contains(slot);
+        let mut found = self.search_layer(&score, &admit, &[best], ef, 0);
+        found.truncate(options.k);
+        found
     }
 
-    fn check(&self, _slots: usize) -> Result<()> {
+    fn check(&self, slots: usize) -> Result<()> {
+        let corrupt = |reason: alloc::string::String| {
+            Err(Error::Corrupt {
+                what: "snapshot",
+                reason,
+            })
+        };
+        let m = self.params.m as usize;
+        if !(1..=4096).contains(&m) {
+            return corrupt(format!("hnsw m = {m}"));
+        }
+        let n = self.len();
+        if n > slots || n > u32::MAX as usize {
+            return corrupt(format!("hnsw has {n} nodes for {slots} slots"));
+        }
+        if self.upper_offset.len() != n || Some(self.links0.len()) != n.checked_mul(self.stride(0))
+        {
+            return corrupt(format!("hnsw layer 0 does not fit {n} nodes"));
+        }
+        let mut offset = 0usize;
+        for (node, &level) in self.levels.iter().enumerate() {
+            if level > MAX_LEVEL {
+                return corrupt(format!("hnsw node {node} has level {level}"));
+            }
+            if self.upper_offset[node] as usize != offset {
+                return corrupt(format!("hnsw node {node} has a misplaced upper block"));
+            }
+            offset = match offset.checked_add(usize::from(level) * self.stride(1)) {
+                Some(end) if end <= u32::MAX as usize => end,
+                _ => return corrupt(format!("hnsw upper layers overflow at node {node}")),
+            };
+        }
+        if offset != self.upper.len() {
+            return corrupt(format!("hnsw upper layers hold {} words", self.upper.len()));
+        }
+        match self.entry {
+            None if n == 0 && self.max_level == 0 => {}
+            Some(e) if (e as usize) < n && self.levels[e as usize] == self.max_level => {}
+            _ => return corrupt(format!("hnsw entry point {:?}", self.entry)),
+        }
+        for node in 0..n as u32 {
+            let level = usize::from(self.levels[node as usize]);
+            for layer in 0..=level {
+                let words = if layer == 0 {
+                    &self.links0
+                } else {
+                    &self.upper
+                };
+                let Some(count) = self
+                    .list_range(node, layer)
+                    .and_then(|r| words.get(r.start))
+                else {
+                    return corrupt(format!("hnsw node {node} misses layer {layer}"));
+                };
+                if *count as usize > self.cap(layer) {
+                    return corrupt(format!("hnsw node {node} has {count} links"));
+                }
+                for &link in self.neighbours(node, layer) {
+                    if link as usize >= n || usize::from(self.levels[link as usize]) < layer {
+                        return corrupt(format!(
+                            "hnsw node {node} links to {link} on layer {layer}"
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
 
 impl IndexWrite for HnswIndex {
-    fn insert(&mut self, _store: &VectorStore, _slot: u32) {}
-    fn remove(&mut self, _store: &VectorStore, _slot: u32) {}
+    /// Links the vector of `slot` into the graph. Slots arrive once each, in increasing
+    /// order; a gap (slots never given to the index) becomes deleted, unlinked nodes.
+    fn insert(&mut self, store: &VectorStore, slot: u32) {
+        if (slot as usize) < self.len() || slot as usize >= store.len() {
+            return;
+        }
+        while self.len() < slot as usize {
+            let gap = self.len() as u32;
+            self.push_node(0);
+            self.deleted.insert(gap);
+        }
+        let level = self.level_of(slot);
+        self.push_node(level);
+        let Some(entry) = self.entry else {
+            self.entry = Some(slot);
+            self.max_level = level;
+            return;
+        };
+        let query = store.query(store.vector(slot));
+        let score = |other: u32| store.score(&query, other);
+        let mut best = Scored {
+            score: score(entry),
+            slot: entry,
+        };
+        let top = usize::from(self.max_level);
+        let level_us = usize::from(level);
+        for layer in (level_us + 1..=top).rev() {
+            best = self.greedy(&score, best, layer);
+        }
+        let ef = (self.params.ef_construction as usize).max(self.m());
+        let mut entries = vec![best];
+        let everything = |_: u32| true;
+        for layer in (0..=level_us.min(top)).rev() {
+            let found = self.search_layer(&score, &everything, &entries, ef, layer);
+            let found_live: Vec<Scored> = found
+                .iter()
+                .copied()
+                .filter(|s| s.slot != slot && !self.deleted.contains(s.slot))
+                .collect();
+            let pool = if found_live.is_empty() {
+                found.iter().copied().filter(|s| s.slot != slot).collect()
+            } else {
+                found_live
+            };
+            let chosen = self.select(store, &pool, self.m());
+            self.set_neighbours(slot, layer, &chosen);
+            for &n in &chosen {
+                self.link(store, n, layer, slot);
+            }
+            entries = found;
+        }
+        if level > self.max_level {
+            self.entry = Some(slot);
+            self.max_level = level;
+        }
+    }
+
+    /// Marks `slot` deleted; it keeps routing searches.
+    fn remove(&mut self, _store: &VectorStore, slot: u32) {
+        if (slot as usize) < self.len() {
+            self.deleted.insert(slot);
+        }
+    }
 }
