@@ -3,8 +3,10 @@
 //! component under wasmtime). Each creates a library, upserts the first 1,000 documents
 //! of the pypi-minilm dataset and runs 20 of its queries. All four must return the same
 //! chunk ids in the same order with bit-identical scores: the distance kernels reduce
-//! in a fixed order (core/src/kernels.rs), so native x86-64 and wasm32 round alike.
-//! Then a snapshot exported by the host must load in Node and answer identically.
+//! in a fixed order (core/src/kernels.rs), so native x86-64 and wasm32 round alike, and
+//! every index is deterministic, so the same log builds the same HNSW graph everywhere.
+//! The scenario runs twice: exact search, and HNSW with a metadata filter. Then a
+//! snapshot exported by the host must load in Node and answer identically.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,13 +23,45 @@ use crate::support::{
 const DOCS: usize = 1000;
 const QUERIES: usize = 20;
 const K: u32 = 10;
-const LIBRARY: &str = "crossrt";
 
 /// One query's ranked hits: (chunk id, document id, score).
 type Ranking = Vec<(String, String, f32)>;
 
-fn create_request() -> Value {
-    json!({"name": LIBRARY, "dimension": dataset::DIM, "metric": "cosine", "index": {"type": "flat"}})
+/// A library configuration and the searches run against it.
+struct Scenario {
+    library: &'static str,
+    index: Value,
+    filter: Option<Value>,
+}
+
+impl Scenario {
+    fn create_request(&self) -> Value {
+        json!({"name": self.library, "dimension": dataset::DIM, "metric": "cosine", "index": self.index})
+    }
+
+    fn search_request(&self, vector: &[f32]) -> Value {
+        let mut body = json!({"vector": vector, "k": K});
+        if let Some(filter) = &self.filter {
+            body["filter"] = filter.clone();
+        }
+        body
+    }
+}
+
+fn scenarios() -> [Scenario; 2] {
+    [
+        Scenario {
+            library: "crossrt",
+            index: json!({"type": "flat"}),
+            filter: None,
+        },
+        Scenario {
+            library: "crossrt_hnsw",
+            index: json!({"type": "hnsw", "m": 8, "ef_construction": 64}),
+            // ~50% of the rows: searched through the graph, not the exact fallback.
+            filter: Some(json!({"year": {"$gte": 2025}})),
+        },
+    ]
 }
 
 fn rankings_from_json(replies: &[Value]) -> Vec<Ranking> {
@@ -50,9 +84,10 @@ fn rankings_from_json(replies: &[Value]) -> Vec<Ranking> {
         .collect()
 }
 
-fn native(docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
+fn native(scenario: &Scenario, docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
+    let library = scenario.library;
     let mut engine = Engine::new();
-    let config = serde_json::from_value::<api::CreateLibraryRequest>(create_request())
+    let config = serde_json::from_value::<api::CreateLibraryRequest>(scenario.create_request())
         .expect("request")
         .into_config()
         .expect("config");
@@ -64,7 +99,7 @@ fn native(docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
         let request: UpsertDocumentRequest = serde_json::from_value(doc.clone()).expect("document");
         let id = request.id.clone().expect("dataset ids");
         let command = EngineCommand::UpsertDocument {
-            library: LIBRARY.into(),
+            library: library.into(),
             document: request.into_document(id),
         };
         let record = engine.prepare(command).expect("prepare");
@@ -73,9 +108,11 @@ fn native(docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
     queries
         .iter()
         .map(|q| {
+            let request: SearchRequest =
+                serde_json::from_value(scenario.search_request(q)).expect("search request");
             let query = Query::Search {
-                library: LIBRARY.into(),
-                request: SearchRequest::vector(q.clone(), K),
+                library: library.into(),
+                request,
             };
             match engine.query(&query).expect("search") {
                 QueryResponse::Search(found) => found
@@ -89,7 +126,7 @@ fn native(docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
         .collect()
 }
 
-fn node(snapshot: Option<&std::path::Path>) -> Vec<Ranking> {
+fn node(scenario: &Scenario, snapshot: Option<&std::path::Path>) -> Vec<Ranking> {
     let mut command = Command::new("node");
     command
         .current_dir(workspace_root())
@@ -104,7 +141,14 @@ fn node(snapshot: Option<&std::path::Path>) -> Vec<Ranking> {
             "--queries",
             &QUERIES.to_string(),
         ])
+        .arg("--library")
+        .arg(scenario.library)
+        .arg("--index")
+        .arg(scenario.index.to_string())
         .stderr(Stdio::inherit());
+    if let Some(filter) = &scenario.filter {
+        command.arg("--filter").arg(filter.to_string());
+    }
     if let Some(path) = snapshot {
         command.arg("--snapshot").arg(path);
     }
@@ -119,12 +163,18 @@ fn node(snapshot: Option<&std::path::Path>) -> Vec<Ranking> {
 }
 
 /// Creates the library and loads the documents over HTTP (batches of 100), then searches.
-fn over_http(http: &Http, docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
-    let (status, body) = http.post("/v1/libraries", &create_request());
+fn over_http(
+    http: &Http,
+    scenario: &Scenario,
+    docs: &[Value],
+    queries: &[Vec<f32>],
+) -> Vec<Ranking> {
+    let library = scenario.library;
+    let (status, body) = http.post("/v1/libraries", &scenario.create_request());
     assert_eq!(status, 201, "{body}");
     for batch in docs.chunks(100) {
         let (status, body) = http.post(
-            &format!("/v1/libraries/{LIBRARY}/documents/batch"),
+            &format!("/v1/libraries/{library}/documents/batch"),
             &json!({ "documents": batch }),
         );
         assert_eq!(status, 200, "{body}");
@@ -141,8 +191,8 @@ fn over_http(http: &Http, docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> 
         .iter()
         .map(|q| {
             let (status, body) = http.post(
-                &format!("/v1/libraries/{LIBRARY}/search"),
-                &json!({"vector": q, "k": K}),
+                &format!("/v1/libraries/{library}/search"),
+                &scenario.search_request(q),
             );
             assert_eq!(status, 200, "{body}");
             body
@@ -176,16 +226,10 @@ fn assert_same(reference: &[Ranking], other: &[Ranking], runtime: &str) {
     }
 }
 
-#[test]
-fn four_runtimes_rank_identically() {
-    let docs = dataset::documents(DOCS);
-    let queries = dataset::fvecs("queries.fvecs", QUERIES);
-    let reference = native(&docs, &queries);
-    assert!(reference.iter().all(|r| r.len() == K as usize));
-
-    // The native answer is the exact top-k (checked in f64 against every document).
-    for (q, ranking) in queries.iter().zip(&reference) {
-        let mut exact: Vec<(f64, String)> = docs
+/// The flat scenario's native answer is the exact top-k (checked in f64).
+fn assert_exact(docs: &[Value], queries: &[Vec<f32>], reference: &[Ranking]) {
+    for (q, ranking) in queries.iter().zip(reference) {
+        let mut exact: Vec<f64> = docs
             .iter()
             .map(|d| {
                 let v: Vec<f64> = d["chunks"][0]["embedding"]
@@ -197,27 +241,70 @@ fn four_runtimes_rank_identically() {
                 let dot: f64 = v.iter().zip(q).map(|(a, b)| a * f64::from(*b)).sum();
                 let nv = v.iter().map(|a| a * a).sum::<f64>().sqrt();
                 let nq = q.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-                (dot / (nv * nq), d["id"].as_str().expect("id").to_owned())
+                dot / (nv * nq)
             })
             .collect();
-        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        exact.sort_by(|a, b| b.total_cmp(a));
         for (rank, hit) in ranking.iter().enumerate() {
+            let (got, want) = (f64::from(hit.2), exact[rank]);
             assert!(
-                (f64::from(hit.2) - exact[rank].0).abs() < 1e-5,
-                "rank {rank}: {} vs exact {}",
-                hit.2,
-                exact[rank].0
+                (got - want).abs() < 1e-5,
+                "rank {rank}: {got} vs exact {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn four_runtimes_rank_identically() {
+    let docs = dataset::documents(DOCS);
+    let queries = dataset::fvecs("queries.fvecs", QUERIES);
+    let scenarios = scenarios();
+    let references: Vec<Vec<Ranking>> = scenarios
+        .iter()
+        .map(|s| native(s, &docs, &queries))
+        .collect();
+    assert!(references[0].iter().all(|r| r.len() == K as usize));
+    assert_exact(&docs, &queries, &references[0]);
+    let years: Vec<i64> = docs
+        .iter()
+        .map(|d| d["metadata"]["year"].as_i64().unwrap_or(0))
+        .collect();
+    for ranking in &references[1] {
+        assert_eq!(ranking.len(), K as usize);
+        for hit in ranking {
+            let row = docs
+                .iter()
+                .position(|d| d["id"] == hit.1.as_str())
+                .expect("known document");
+            assert!(
+                years[row] >= 2025,
+                "filtered hit {} has year {}",
+                hit.1,
+                years[row]
             );
         }
     }
 
-    let in_node = node(None);
-    assert_same(&reference, &in_node, "node (npm package)");
+    for (scenario, reference) in scenarios.iter().zip(&references) {
+        let in_node = node(scenario, None);
+        assert_same(
+            reference,
+            &in_node,
+            &format!("{}: node (npm package)", scenario.library),
+        );
+    }
 
     let edge_dir = tempfile::tempdir().expect("tempdir");
     let (_edge, edge_http) = start_edge(edge_dir.path());
-    let at_edge = over_http(&edge_http, &docs, &queries);
-    assert_same(&reference, &at_edge, "edge (wasmtime serve)");
+    for (scenario, reference) in scenarios.iter().zip(&references) {
+        let at_edge = over_http(&edge_http, scenario, &docs, &queries);
+        assert_same(
+            reference,
+            &at_edge,
+            &format!("{}: edge (wasmtime serve)", scenario.library),
+        );
+    }
 
     let host_dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -234,15 +321,26 @@ fn four_runtimes_rank_identically() {
     );
     let host_http = Http::new(format!("http://127.0.0.1:{port}"));
     host_http.wait_ready("/ready", Duration::from_secs(60));
-    let in_host = over_http(&host_http, &docs, &queries);
-    assert_same(&reference, &in_host, "host (arrwdb)");
+    for (scenario, reference) in scenarios.iter().zip(&references) {
+        let in_host = over_http(&host_http, scenario, &docs, &queries);
+        assert_same(
+            reference,
+            &in_host,
+            &format!("{}: host (arrwdb)", scenario.library),
+        );
 
-    // A snapshot exported by the host loads in Node and answers identically.
-    let (status, bytes) = host_http.post_bytes(&format!("/v1/libraries/{LIBRARY}/snapshot"));
-    assert_eq!(status, 200);
-    assert_eq!(&bytes[..4], b"ARWS", "snapshot magic");
-    let file = host_dir.path().join("exported.snap");
-    std::fs::write(&file, &bytes).expect("write snapshot");
-    let from_snapshot = node(Some(&file));
-    assert_same(&reference, &from_snapshot, "node (host snapshot)");
+        // A snapshot exported by the host loads in Node and answers identically.
+        let path = format!("/v1/libraries/{}/snapshot", scenario.library);
+        let (status, bytes) = host_http.post_bytes(&path);
+        assert_eq!(status, 200);
+        assert_eq!(&bytes[..4], b"ARWS", "snapshot magic");
+        let file = host_dir.path().join(format!("{}.snap", scenario.library));
+        std::fs::write(&file, &bytes).expect("write snapshot");
+        let from_snapshot = node(scenario, Some(&file));
+        assert_same(
+            reference,
+            &from_snapshot,
+            &format!("{}: node (host snapshot)", scenario.library),
+        );
+    }
 }

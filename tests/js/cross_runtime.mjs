@@ -4,11 +4,14 @@
 //
 //   node tests/js/cross_runtime.mjs --pkg wasm/pkg --dataset ../shared/datasets/pypi-minilm \
 //        --docs 2000 --queries 50 [--snapshot FILE] [--export-snapshot FILE]
+//        [--library NAME] [--index JSON] [--filter JSON]
 //
-// Without --snapshot it creates library "crossrt" (384-d, cosine, flat) and upserts the
+// Without --snapshot it creates library NAME (default "crossrt"; 384-d, cosine, index
+// JSON, default {"type":"flat"}) and upserts the
 // first N lines of docs.jsonl, one document per line in file order, each with the
 // matching row of base.fvecs as a Float32Array. With --snapshot it imports that file
-// instead (it must hold a library named "crossrt"). --export-snapshot writes the loaded
+// instead (it must hold a library named NAME). --filter adds a metadata filter to
+// every search. --export-snapshot writes the loaded
 // library's snapshot, so the other runtimes can load what the browser engine built.
 //
 // Output: an array with one entry per query (the first Q rows of queries.fvecs, k = 10),
@@ -21,7 +24,6 @@ import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
-const LIBRARY = "crossrt";
 const DIMENSION = 384;
 const K = 10;
 
@@ -33,6 +35,9 @@ const { values: args } = parseArgs({
     queries: { type: "string" },
     snapshot: { type: "string" },
     "export-snapshot": { type: "string" },
+    library: { type: "string" },
+    index: { type: "string" },
+    filter: { type: "string" },
   },
   strict: true,
 });
@@ -99,6 +104,10 @@ async function readJsonLines(file, n) {
   return lines;
 }
 
+const LIBRARY = args.library ?? "crossrt";
+const INDEX = args.index === undefined ? { type: "flat" } : JSON.parse(args.index);
+const FILTER = args.filter === undefined ? undefined : JSON.parse(args.filter);
+
 const { default: init, Database } = await importPackage(args.pkg);
 await init();
 const db = new Database();
@@ -107,7 +116,7 @@ if (args.snapshot !== undefined) {
   const name = db.importSnapshot(await readFile(args.snapshot));
   if (name !== LIBRARY) fail(`snapshot holds library \`${name}\`, expected \`${LIBRARY}\``);
 } else {
-  db.createLibrary({ name: LIBRARY, dimension: DIMENSION, metric: "cosine", index: { type: "flat" } });
+  db.createLibrary({ name: LIBRARY, dimension: DIMENSION, metric: "cosine", index: INDEX });
   const [docs, vectors] = await Promise.all([
     readJsonLines(path.join(args.dataset, "docs.jsonl"), docCount),
     readFvecs(path.join(args.dataset, "base.fvecs"), docCount),
@@ -126,7 +135,7 @@ if (args["export-snapshot"] !== undefined) {
 
 const queries = await readFvecs(path.join(args.dataset, "queries.fvecs"), queryCount);
 const results = queries.map((vector) =>
-  db.search(LIBRARY, { vector, k: K, include: [] }).hits.map(({ chunk_id, document_id, score }) => ({
+  db.search(LIBRARY, { vector, k: K, include: [], ...(FILTER === undefined ? {} : { filter: FILTER }) }).hits.map(({ chunk_id, document_id, score }) => ({
     chunk_id,
     document_id,
     score,
