@@ -23,7 +23,14 @@
 //! - **Filtered search**: the layer-0 search walks through every node but only
 //!   collects allowed ones, and widens `ef` by `1 / allowed.fraction()` (capped), so a
 //!   selective filter still fills the result list without post-filtering.
+//! - **Speed without changing results**: distances dominate and wait on memory, so a
+//!   search first gathers a node's unvisited neighbours, touches their vectors (one read
+//!   per cache line, so the loads overlap), scores them in one loop, and only then updates
+//!   the heaps in the original order. Inserts reuse a generation-stamped visited array and
+//!   their heaps and lists (`Scratch`, never serialized); a query allocates O(ef): a small
+//!   open-addressing visited set instead of a bitset over all nodes.
 
+use alloc::boxed::Box;
 use alloc::collections::BinaryHeap;
 use alloc::format;
 use alloc::vec;
@@ -61,6 +68,9 @@ pub struct HnswIndex {
     entry: Option<u32>,
     /// Level of the entry point.
     max_level: u8,
+    /// Buffers reused by the inserts (not part of the graph).
+    #[serde(skip)]
+    scratch: Box<Scratch>,
 }
 
 /// `splitmix64`: a tiny, well-mixed, portable hash for the level draw.
@@ -113,31 +123,167 @@ impl PartialEq for Worst {
 }
 impl Eq for Worst {}
 
+/// Reads one word of every cache line of `slot`'s vector, so that the lines of a whole
+/// batch of neighbours are requested together before their distances are computed.
+#[inline]
+fn touch(store: &VectorStore, slot: u32) {
+    for &x in store.vector(slot).iter().step_by(16) {
+        core::hint::black_box(x);
+    }
+}
+
 /// `a` ranks strictly before `b`.
 #[inline]
 fn better(a: &Scored, b: &Scored) -> bool {
     a.rank_cmp(b) == Ordering::Less
 }
 
-/// Visited nodes of one search.
-struct Visited(Vec<u64>);
-
-impl Visited {
-    fn new(nodes: usize) -> Self {
-        Visited(vec![0; nodes.div_ceil(64)])
-    }
-
+/// A set of visited nodes.
+trait Visit {
     /// Marks `node`; returns whether it was new.
+    fn visit(&mut self, node: u32) -> bool;
+}
+
+/// Visited set of the inserts: one generation stamp per node, reused across searches so
+/// starting a search costs nothing.
+#[derive(Default)]
+struct Stamps {
+    marks: Vec<u32>,
+    now: u32,
+}
+
+impl Stamps {
+    /// Starts a new search over `nodes` nodes.
+    fn reset(&mut self, nodes: usize) {
+        if self.marks.len() < nodes {
+            self.marks.resize(nodes, 0);
+        }
+        self.now = self.now.wrapping_add(1);
+        if self.now == 0 {
+            self.marks.fill(0);
+            self.now = 1;
+        }
+    }
+}
+
+impl Visit for Stamps {
     #[inline]
-    fn insert(&mut self, node: u32) -> bool {
-        let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
-        match self.0.get_mut(word) {
-            Some(w) if *w & bit == 0 => {
-                *w |= bit;
+    fn visit(&mut self, node: u32) -> bool {
+        match self.marks.get_mut(node as usize) {
+            Some(mark) if *mark != self.now => {
+                *mark = self.now;
                 true
             }
             _ => false,
         }
+    }
+}
+
+/// Visited set of one query: open addressing with linear probing, sized by `ef` and not
+/// by the graph, so a query allocates O(ef) and never zeroes a bitset over all nodes.
+struct Probed {
+    table: Vec<u32>,
+    len: usize,
+}
+
+impl Probed {
+    const EMPTY: u32 = u32::MAX;
+
+    fn new(expected: usize) -> Self {
+        Probed {
+            table: vec![Self::EMPTY; (expected * 2).next_power_of_two().max(64)],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn home(node: u32, mask: usize) -> usize {
+        (node.wrapping_mul(0x9e37_79b1) as usize) & mask
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![Self::EMPTY; self.table.len() * 2];
+        let old = core::mem::replace(&mut self.table, bigger);
+        let mask = self.table.len() - 1;
+        for node in old.into_iter().filter(|&n| n != Self::EMPTY) {
+            let mut i = Self::home(node, mask);
+            while self.table[i] != Self::EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.table[i] = node;
+        }
+    }
+}
+
+impl Visit for Probed {
+    #[inline]
+    fn visit(&mut self, node: u32) -> bool {
+        if node == Self::EMPTY {
+            return false;
+        }
+        if (self.len + 1) * 2 > self.table.len() {
+            self.grow();
+        }
+        // The table length is a power of two, so `& mask` stays in bounds.
+        let mask = self.table.len() - 1;
+        let mut i = Self::home(node, mask);
+        loop {
+            let at = self.table[i];
+            if at == node {
+                return false;
+            }
+            if at == Self::EMPTY {
+                self.table[i] = node;
+                self.len += 1;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// Buffers of one search, reused by the inserts.
+#[derive(Default)]
+struct Heaps {
+    candidates: BinaryHeap<Best>,
+    results: BinaryHeap<Worst>,
+    /// Unvisited neighbours of the node being expanded, and their scores.
+    batch: Vec<u32>,
+    scores: Vec<f32>,
+}
+
+/// Working memory of the inserts, kept between them; never serialized or compared.
+#[derive(Default)]
+struct Scratch {
+    visited: Stamps,
+    heaps: Heaps,
+    /// Search results of the current layer and of the layer above (its entries).
+    found: Vec<Scored>,
+    entries: Vec<Scored>,
+    /// Candidates and chosen neighbours of the inserted node.
+    pool: Vec<Scored>,
+    chosen: Vec<u32>,
+    /// Used by `link`.
+    links: Vec<u32>,
+    scored: Vec<Scored>,
+    kept: Vec<u32>,
+}
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
+}
+
+impl PartialEq for Scratch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl core::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Scratch")
     }
 }
 
@@ -153,6 +299,7 @@ impl HnswIndex {
             deleted: Bitset::default(),
             entry: None,
             max_level: 0,
+            scratch: Box::default(),
         }
     }
 
@@ -248,18 +395,33 @@ impl HnswIndex {
     }
 
     /// Greedy walk on one layer towards the best-scoring node (search with `ef = 1`).
-    fn greedy(&self, score: &impl Fn(u32) -> f32, mut best: Scored, layer: usize) -> Scored {
+    fn greedy(
+        &self,
+        score: &impl Fn(u32) -> f32,
+        touch: &impl Fn(u32),
+        mut best: Scored,
+        layer: usize,
+        scores: &mut Vec<f32>,
+    ) -> Scored {
         let limit = self.len() as u32;
         loop {
+            let links = self.neighbours(best.slot, layer);
+            // All scores first, then the comparisons: the distance loads overlap.
+            for &n in links.iter().filter(|&&n| n < limit) {
+                touch(n);
+            }
+            scores.clear();
+            scores.extend(
+                links
+                    .iter()
+                    .map(|&n| if n < limit { score(n) } else { f32::NAN }),
+            );
             let mut moved = false;
-            for &n in self.neighbours(best.slot, layer) {
+            for (&n, &s) in links.iter().zip(scores.iter()) {
                 if n >= limit {
                     continue;
                 }
-                let candidate = Scored {
-                    score: score(n),
-                    slot: n,
-                };
+                let candidate = Scored { score: s, slot: n };
                 if better(&candidate, &best) {
                     best = candidate;
                     moved = true;
@@ -272,21 +434,31 @@ impl HnswIndex {
     }
 
     /// Best-first search of one layer from `entries`, keeping the `ef` best nodes that
-    /// `admit` accepts while walking through all of them. Returns them best first.
+    /// `admit` accepts while walking through all of them. Writes them to `out`, best first.
+    #[allow(clippy::too_many_arguments)]
     fn search_layer(
         &self,
         score: &impl Fn(u32) -> f32,
         admit: &impl Fn(u32) -> bool,
+        touch: &impl Fn(u32),
         entries: &[Scored],
         ef: usize,
         layer: usize,
-    ) -> Vec<Scored> {
+        visited: &mut impl Visit,
+        heaps: &mut Heaps,
+        out: &mut Vec<Scored>,
+    ) {
         let limit = self.len() as u32;
-        let mut visited = Visited::new(self.len());
-        let mut candidates: BinaryHeap<Best> = BinaryHeap::new();
-        let mut results: BinaryHeap<Worst> = BinaryHeap::with_capacity(ef + 1);
+        let Heaps {
+            candidates,
+            results,
+            batch,
+            scores,
+        } = heaps;
+        candidates.clear();
+        results.clear();
         for &e in entries {
-            if visited.insert(e.slot) {
+            if visited.visit(e.slot) {
                 candidates.push(Best(e));
                 if admit(e.slot) {
                     results.push(Worst(e));
@@ -303,14 +475,23 @@ impl HnswIndex {
                     _ => {}
                 }
             }
-            for &n in self.neighbours(current.slot, layer) {
-                if n >= limit || !visited.insert(n) {
-                    continue;
-                }
-                let candidate = Scored {
-                    score: score(n),
-                    slot: n,
-                };
+            // Visit marks do not depend on scores, so gather the new neighbours, score
+            // them in one tight loop (their loads overlap), then update the heaps in the
+            // same order as one neighbour at a time would.
+            batch.clear();
+            batch.extend(
+                self.neighbours(current.slot, layer)
+                    .iter()
+                    .copied()
+                    .filter(|&n| n < limit && visited.visit(n)),
+            );
+            for &n in batch.iter() {
+                touch(n);
+            }
+            scores.clear();
+            scores.extend(batch.iter().map(|&n| score(n)));
+            for (&n, &s) in batch.iter().zip(scores.iter()) {
+                let candidate = Scored { score: s, slot: n };
                 let promising = results.len() < ef
                     || results
                         .peek()
@@ -326,15 +507,15 @@ impl HnswIndex {
                 }
             }
         }
-        let mut out: Vec<Scored> = results.into_iter().map(|Worst(s)| s).collect();
-        out.sort_by(Scored::rank_cmp);
-        out
+        out.clear();
+        out.extend(results.drain().map(|Worst(s)| s));
+        out.sort_unstable_by(Scored::rank_cmp);
     }
 
-    /// Algorithm 4: from `candidates` (scored against `base`, best first), keeps each one
-    /// that is closer to `base` than to every one kept before, up to `max`.
-    fn select(&self, store: &VectorStore, candidates: &[Scored], max: usize) -> Vec<u32> {
-        let mut kept: Vec<u32> = Vec::with_capacity(max);
+    /// Algorithm 4: from `candidates` (scored against `base`, best first), keeps in `kept`
+    /// each one that is closer to `base` than to every one kept before, up to `max`.
+    fn select(store: &VectorStore, candidates: &[Scored], max: usize, kept: &mut Vec<u32>) {
+        kept.clear();
         for c in candidates {
             if kept.len() >= max {
                 break;
@@ -346,38 +527,42 @@ impl HnswIndex {
                 kept.push(c.slot);
             }
         }
-        kept
     }
 
     /// Adds `new` to the links of `node` on `layer`, pruning with the heuristic when the
     /// list overflows (deleted links are dropped first).
-    fn link(&mut self, store: &VectorStore, node: u32, layer: usize, new: u32) {
+    fn link(&mut self, store: &VectorStore, node: u32, layer: usize, new: u32, s: &mut Scratch) {
         let cap = self.cap(layer);
-        let mut links: Vec<u32> = self.neighbours(node, layer).to_vec();
+        let links = &mut s.links;
+        links.clear();
+        links.extend_from_slice(self.neighbours(node, layer));
         if links.contains(&new) {
             return;
         }
         links.push(new);
         if links.len() <= cap {
-            self.set_neighbours(node, layer, &links);
+            self.set_neighbours(node, layer, links);
             return;
         }
-        let live: Vec<u32> = links
-            .iter()
-            .copied()
-            .filter(|&l| !self.deleted.contains(l))
-            .collect();
-        let pool = if live.is_empty() { links } else { live };
-        let mut scored: Vec<Scored> = pool
-            .into_iter()
-            .map(|slot| Scored {
-                score: store.score_between(node, slot),
-                slot,
-            })
-            .collect();
-        scored.sort_by(Scored::rank_cmp);
-        let kept = self.select(store, &scored, cap);
-        self.set_neighbours(node, layer, &kept);
+        let deleted = &self.deleted;
+        let any_live = links.iter().any(|&l| !deleted.contains(l));
+        for &l in links.iter() {
+            touch(store, l);
+        }
+        s.scored.clear();
+        s.scored.extend(
+            links
+                .iter()
+                .copied()
+                .filter(|&l| !any_live || !deleted.contains(l))
+                .map(|slot| Scored {
+                    score: store.score_between(node, slot),
+                    slot,
+                }),
+        );
+        s.scored.sort_by(Scored::rank_cmp);
+        Self::select(store, &s.scored, cap, &mut s.kept);
+        self.set_neighbours(node, layer, &s.kept);
     }
 
     /// Appends an unlinked node of `level` for `slot` (which must be `self.len()`).
@@ -411,8 +596,10 @@ impl IndexRead for HnswIndex {
             score: score(entry),
             slot: entry,
         };
+        let touch = |slot: u32| touch(store, slot);
+        let mut heaps = Heaps::default();
         for layer in (1..=usize::from(self.max_level)).rev() {
-            best = self.greedy(&score, best, layer);
+            best = self.greedy(&score, &touch, best, layer, &mut heaps.scores);
         }
         let ef = options.ef.map_or(self.params.ef_search, |ef| ef.max(1)) as usize;
         let mut ef = ef.max(options.k);
@@ -428,7 +615,21 @@ impl IndexRead for HnswIndex {
         }
         let ef = ef.min(nodes.max(options.k));
         let admit = |slot: u32| allowed.contains(slot);
-        let mut found = self.search_layer(&score, &admit, &[best], ef, 0);
+        // Visits grow with `ef`, not with the graph; the set grows if needed.
+        let mut visited = Probed::new(ef.saturating_mul(8).min(nodes));
+        heaps.results.reserve(ef + 1);
+        let mut found = Vec::with_capacity(ef);
+        self.search_layer(
+            &score,
+            &admit,
+            &touch,
+            &[best],
+            ef,
+            0,
+            &mut visited,
+            &mut heaps,
+            &mut found,
+        );
         found.truncate(options.k);
         found
     }
@@ -524,6 +725,8 @@ impl IndexWrite for HnswIndex {
         };
         let query = store.query(store.vector(slot));
         let score = |other: u32| store.score(&query, other);
+        let touch = |other: u32| touch(store, other);
+        let mut s = core::mem::take(&mut *self.scratch);
         let mut best = Scored {
             score: score(entry),
             slot: entry,
@@ -531,30 +734,46 @@ impl IndexWrite for HnswIndex {
         let top = usize::from(self.max_level);
         let level_us = usize::from(level);
         for layer in (level_us + 1..=top).rev() {
-            best = self.greedy(&score, best, layer);
+            best = self.greedy(&score, &touch, best, layer, &mut s.heaps.scores);
         }
         let ef = (self.params.ef_construction as usize).max(self.m());
-        let mut entries = vec![best];
+        s.entries.clear();
+        s.entries.push(best);
         let everything = |_: u32| true;
         for layer in (0..=level_us.min(top)).rev() {
-            let found = self.search_layer(&score, &everything, &entries, ef, layer);
-            let found_live: Vec<Scored> = found
+            s.visited.reset(self.len());
+            self.search_layer(
+                &score,
+                &everything,
+                &touch,
+                &s.entries,
+                ef,
+                layer,
+                &mut s.visited,
+                &mut s.heaps,
+                &mut s.found,
+            );
+            let deleted = &self.deleted;
+            let any_live = s
+                .found
                 .iter()
-                .copied()
-                .filter(|s| s.slot != slot && !self.deleted.contains(s.slot))
-                .collect();
-            let pool = if found_live.is_empty() {
-                found.iter().copied().filter(|s| s.slot != slot).collect()
-            } else {
-                found_live
-            };
-            let chosen = self.select(store, &pool, self.m());
-            self.set_neighbours(slot, layer, &chosen);
+                .any(|f| f.slot != slot && !deleted.contains(f.slot));
+            s.pool.clear();
+            s.pool.extend(
+                s.found
+                    .iter()
+                    .filter(|f| f.slot != slot && (!any_live || !deleted.contains(f.slot))),
+            );
+            Self::select(store, &s.pool, self.m(), &mut s.chosen);
+            self.set_neighbours(slot, layer, &s.chosen);
+            let chosen = core::mem::take(&mut s.chosen);
             for &n in &chosen {
-                self.link(store, n, layer, slot);
+                self.link(store, n, layer, slot, &mut s);
             }
-            entries = found;
+            s.chosen = chosen;
+            core::mem::swap(&mut s.entries, &mut s.found);
         }
+        *self.scratch = s;
         if level > self.max_level {
             self.entry = Some(slot);
             self.max_level = level;
