@@ -316,23 +316,30 @@ impl IndexWrite for LshIndex {
         let hashes: Vec<u64> = (0..self.tables.len())
             .map(|t| self.hash(t, v, None))
             .collect();
-        let present = self
-            .tables
-            .first()
-            .zip(hashes.first())
-            .is_some_and(|(t, h)| t.get(h).is_some_and(|b| b.binary_search(&slot).is_ok()));
-        if !present {
-            return;
-        }
+        // The slot is normally in the bucket its vector hashes to; if the stored tables
+        // disagree with the vector (a crafted snapshot), find it by scanning, so every
+        // table keeps exactly `len` slots.
+        let mut removed = false;
         for (table, hash) in self.tables.iter_mut().zip(hashes) {
-            if let Some(bucket) = table.get_mut(&hash) {
+            let holds = |b: &Vec<u32>| b.binary_search(&slot).is_ok();
+            let key = if table.get(&hash).is_some_and(holds) {
+                Some(hash)
+            } else {
+                table.iter().find(|(_, b)| holds(b)).map(|(h, _)| *h)
+            };
+            let Some(key) = key else { continue };
+            if let Some(bucket) = table.get_mut(&key) {
                 if let Ok(at) = bucket.binary_search(&slot) {
                     bucket.remove(at);
+                    removed = true;
                 }
                 if bucket.is_empty() {
-                    table.remove(&hash);
+                    table.remove(&key);
                 }
             }
+        }
+        if !removed {
+            return;
         }
         self.len = self.len.saturating_sub(1);
     }
