@@ -191,7 +191,59 @@ fn install_all(root: &Path) -> Result<Tools> {
     install_chromium()?;
     install_seaweedfs()?;
     npm::install_www(root)?;
+    install_fuzz_tools()?;
     Ok(Tools { wasm_bindgen })
+}
+
+/// cargo-fuzz needs a nightly toolchain (sanitizer flags); both are installed if missing.
+fn install_fuzz_tools() -> Result {
+    if output(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])).is_none() {
+        step("rustup toolchain install nightly");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    if output(Command::new("cargo").args(["fuzz", "--version"])).is_none() {
+        step("cargo install cargo-fuzz");
+        run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    Ok(())
+}
+
+/// The fuzz targets of core/fuzz (see its README).
+const FUZZ_TARGETS: [&str; 4] = ["snapshot", "wal_segment", "filter", "json_request"];
+/// Executions per target in the test command: bounded and, with a fixed seed, repeatable.
+const FUZZ_RUNS: &str = "-runs=40000";
+
+fn fuzz(root: &Path) -> Result {
+    let dir = root.join("core/fuzz");
+    step("fuzz every decoder of outside bytes (bounded, fixed seed)");
+    run(Command::new("cargo")
+        .current_dir(&dir)
+        .args(["+nightly", "fuzz", "build"]))?;
+    for target in FUZZ_TARGETS {
+        // New inputs go to the first directory (scratch), so corpus/ keeps its seeds.
+        let scratch = format!("target/corpus/{target}");
+        std::fs::create_dir_all(dir.join(&scratch)).map_err(|e| format!("{scratch}: {e}"))?;
+        run(Command::new("cargo").current_dir(&dir).args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            &scratch,
+            &format!("corpus/{target}"),
+            "--",
+            FUZZ_RUNS,
+            "-seed=1",
+            "-rss_limit_mb=2048",
+            "-timeout=30",
+        ]))?;
+    }
+    Ok(())
 }
 
 fn build_edge(root: &Path) -> Result {
@@ -270,6 +322,7 @@ fn test(root: &Path) -> Result {
         .current_dir(root)
         .arg("--test")
         .args(npm::node_test_files(root)))?;
+    fuzz(root)?;
     eprintln!("\nall tests passed");
     Ok(())
 }
