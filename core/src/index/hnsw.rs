@@ -38,6 +38,8 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
+use super::rng::splitmix64;
+use super::topk::{Best, Worst};
 use super::{
     Allowed, Bitset, IndexRead, IndexWrite, QueryVector, Scored, SearchOptions, VectorStore,
 };
@@ -72,56 +74,6 @@ pub struct HnswIndex {
     #[serde(skip)]
     scratch: Box<Scratch>,
 }
-
-/// `splitmix64`: a tiny, well-mixed, portable hash for the level draw.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Orders [`Scored`] so that a max-heap pops the best first.
-#[derive(Clone, Copy)]
-struct Best(Scored);
-
-impl Ord for Best {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.rank_cmp(&self.0)
-    }
-}
-impl PartialOrd for Best {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Best {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Best {}
-
-/// Orders [`Scored`] so that a max-heap keeps the worst on top.
-#[derive(Clone, Copy)]
-struct Worst(Scored);
-
-impl Ord for Worst {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.rank_cmp(&other.0)
-    }
-}
-impl PartialOrd for Worst {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Worst {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Worst {}
 
 /// Reads one word of every cache line of `slot`'s vector, so that the lines of a whole
 /// batch of neighbours are requested together before their distances are computed.

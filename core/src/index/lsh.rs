@@ -33,6 +33,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use super::rng::SplitMix64;
 use super::{
     Allowed, IndexRead, IndexWrite, QueryVector, Scored, SearchOptions, TopK, VectorStore,
 };
@@ -42,31 +43,6 @@ use crate::model::LshParams;
 
 /// Upper bound on the buckets probed per table and query.
 pub const MAX_PROBES_PER_TABLE: usize = 512;
-
-/// splitmix64: a tiny, well-mixed, portable generator.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller, one of the pair).
-    fn gaussian(&mut self) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        (libm::sqrt(-2.0 * libm::log(u)) * libm::cos(core::f64::consts::TAU * v)) as f32
-    }
-}
 
 /// Random-hyperplane hash tables over the vectors of a [`VectorStore`]; see the module
 /// docs.

@@ -19,6 +19,7 @@ pub mod hnsw;
 pub mod ivf;
 pub mod kdtree;
 pub mod lsh;
+mod rng;
 mod topk;
 
 use alloc::vec::Vec;

@@ -23,35 +23,49 @@ impl Scored {
     }
 }
 
-/// Wrapper ordering a [`Scored`] by rank, so a max-heap keeps the worst on top.
-#[derive(Debug, Clone, Copy)]
-struct Ranked(Scored);
+macro_rules! heap_order {
+    ($(#[$doc:meta])* $name:ident, |$a:ident, $b:ident| $cmp:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct $name(pub(crate) Scored);
 
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.rank_cmp(&other.0)
-    }
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> Ordering {
+                let ($a, $b) = (&self.0, &other.0);
+                $cmp
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == Ordering::Equal
+            }
+        }
+
+        impl Eq for $name {}
+    };
 }
 
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Ranked {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Ranked {}
+heap_order!(
+    /// Orders a [`Scored`] so that a max-heap pops the best first.
+    Best, |a, b| b.rank_cmp(a)
+);
+heap_order!(
+    /// Orders a [`Scored`] so that a max-heap keeps the worst on top.
+    Worst, |a, b| a.rank_cmp(b)
+);
 
 /// Keeps the best `k` of everything pushed.
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: usize,
-    heap: BinaryHeap<Ranked>,
+    heap: BinaryHeap<Worst>,
 }
 
 impl TopK {
@@ -69,13 +83,13 @@ impl TopK {
             return false;
         }
         if self.heap.len() < self.k {
-            self.heap.push(Ranked(candidate));
+            self.heap.push(Worst(candidate));
             return true;
         }
         match self.heap.peek() {
             Some(worst) if candidate.rank_cmp(&worst.0) == Ordering::Less => {
                 self.heap.pop();
-                self.heap.push(Ranked(candidate));
+                self.heap.push(Worst(candidate));
                 true
             }
             _ => false,
