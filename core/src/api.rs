@@ -18,13 +18,15 @@ use crate::model::{ChunkData, DocumentData, IndexConfig, LibraryConfig, Metadata
 /// Largest accepted vector dimension.
 pub const MAX_DIMENSION: u32 = 4096;
 /// Largest accepted `k` in a search.
-pub const MAX_K: u32 = 10_000;
+pub const MAX_K: u32 = 1000;
 /// Default `k` in a search.
 pub const DEFAULT_K: u32 = 10;
 /// Longest accepted library name (names are also storage path segments).
 pub const MAX_LIBRARY_NAME: usize = 64;
 /// Longest accepted document or chunk id, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_ID_BYTES: usize = 512;
+/// Longest accepted chunk text, in UTF-8 bytes (64 KiB).
+pub const MAX_CHUNK_TEXT_BYTES: usize = 64 * 1024;
 
 /// Parses a JSON request body. Syntax errors are reported as malformed JSON, well-formed
 /// JSON of the wrong shape as an invalid request; both are client errors (400).
@@ -133,7 +135,7 @@ pub fn validate_library_name(name: &str) -> Result<()> {
     }
 }
 
-/// Document and chunk ids: non-empty, at most 256 bytes, no control characters.
+/// Document and chunk ids: non-empty, at most [`MAX_ID_BYTES`] bytes, no control characters.
 pub fn validate_id(what: &str, id: &str) -> Result<()> {
     if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
@@ -141,6 +143,32 @@ pub fn validate_id(what: &str, id: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `POST /v1/libraries/{lib}/rebuild`: rebuild the index with a new configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    pub index: IndexConfig,
+}
+
+/// `POST /v1/libraries/{lib}/optimize`: the body is empty or `{}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeRequest {}
+
+impl OptimizeRequest {
+    /// Parses the request body; an empty (or blank) body means `{}`.
+    ///
+    /// # Errors
+    /// As [`from_json`]: any field is `invalid`.
+    pub fn from_body(body: &[u8]) -> Result<Self> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            Ok(OptimizeRequest {})
+        } else {
+            from_json(body)
+        }
+    }
 }
 
 /// The JSON description of a library, with its statistics.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{
     DocumentResponse, LibraryInfo, LibraryList, SearchRequest, SearchResponse, UpsertResponse,
 };
-use crate::model::{DocumentData, LibraryConfig};
+use crate::model::{DocumentData, IndexConfig, LibraryConfig};
 
 /// A mutation request. [`crate::Engine::prepare`] validates it into a [`WalRecord`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,16 @@ pub enum Command {
         library: String,
         document: String,
     },
+    /// Replace the library's index configuration and rebuild the index over every
+    /// live chunk.
+    RebuildIndex {
+        library: String,
+        index: IndexConfig,
+    },
+    /// Compact tombstones: renumber the live chunks densely and rebuild the index.
+    Optimize {
+        library: String,
+    },
 }
 
 impl Command {
@@ -35,7 +45,9 @@ impl Command {
             Command::CreateLibrary(config) => &config.name,
             Command::DeleteLibrary { library }
             | Command::UpsertDocument { library, .. }
-            | Command::DeleteDocument { library, .. } => library,
+            | Command::DeleteDocument { library, .. }
+            | Command::RebuildIndex { library, .. }
+            | Command::Optimize { library } => library,
         }
     }
 }
@@ -56,7 +68,13 @@ pub enum WalOp {
     CreateLibrary(LibraryConfig),
     DeleteLibrary,
     UpsertDocument(DocumentData),
-    DeleteDocument { id: String },
+    DeleteDocument {
+        id: String,
+    },
+    /// Rebuild the index with this configuration (see [`Command::RebuildIndex`]).
+    RebuildIndex(IndexConfig),
+    /// Compact tombstones (see [`Command::Optimize`]).
+    Optimize,
 }
 
 /// What applying a record did.
@@ -66,6 +84,8 @@ pub enum Outcome {
     LibraryDeleted { library: String },
     DocumentUpserted(UpsertResponse),
     DocumentDeleted { library: String, id: String },
+    IndexRebuilt(LibraryInfo),
+    Optimized(LibraryInfo),
 }
 
 /// A read-only request.

@@ -17,7 +17,7 @@ use crate::filter::Filter;
 use crate::index::{
     self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, Scored, SearchOptions, VectorStore,
 };
-use crate::model::{DocumentData, LibraryConfig, Metadata, Metric};
+use crate::model::{DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
 
 /// A filter matching at most `1 / EXACT_FILTER_DIVISOR` of the live chunks is searched
 /// exactly over the matching set: cheaper than walking an index that would mostly skip,
@@ -81,8 +81,9 @@ impl Engine {
     ///
     /// # Errors
     /// `Invalid` for a malformed command (wrong dimension, non-finite values, empty
-    /// chunk list, bad ids), `NotFound` for an unknown library or document, `Conflict`
-    /// for an existing library or a chunk id owned by another document.
+    /// chunk list, bad ids, a chunk text over [`api::MAX_CHUNK_TEXT_BYTES`], bad index
+    /// parameters), `NotFound` for an unknown library or document, `Conflict` for an
+    /// existing library or a chunk id owned by another document.
     pub fn prepare(&self, command: Command) -> Result<WalRecord> {
         let library = String::from(command.library());
         let (seq, op) = match command {
@@ -96,6 +97,7 @@ impl Engine {
             Command::DeleteLibrary { .. } => (self.get(&library)?.seq + 1, WalOp::DeleteLibrary),
             Command::UpsertDocument { document, .. } => {
                 let lib = self.get(&library)?;
+                validate_request_limits(&document)?;
                 lib.validate_document(&document)?;
                 (lib.seq + 1, WalOp::UpsertDocument(document))
             }
@@ -104,6 +106,12 @@ impl Engine {
                 lib.document(&document)?;
                 (lib.seq + 1, WalOp::DeleteDocument { id: document })
             }
+            Command::RebuildIndex { index, .. } => {
+                let lib = self.get(&library)?;
+                index.validate()?;
+                (lib.seq + 1, WalOp::RebuildIndex(index))
+            }
+            Command::Optimize { .. } => (self.get(&library)?.seq + 1, WalOp::Optimize),
         };
         Ok(WalRecord { library, seq, op })
     }
@@ -161,6 +169,17 @@ impl Engine {
                     library: name.clone(),
                     id: id.clone(),
                 }
+            }
+            WalOp::RebuildIndex(index) => {
+                index.validate()?;
+                lib.rebuild_index(index.clone());
+                lib.seq = record.seq;
+                return Ok(Outcome::IndexRebuilt(lib.info()));
+            }
+            WalOp::Optimize => {
+                lib.optimize();
+                lib.seq = record.seq;
+                return Ok(Outcome::Optimized(lib.info()));
             }
         };
         lib.seq = record.seq;
@@ -229,6 +248,21 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
         )));
     }
     config.index.validate()
+}
+
+/// Limits that only apply to new requests (not to records already logged, which must
+/// keep replaying): chunk text size.
+fn validate_request_limits(document: &DocumentData) -> Result<()> {
+    for (i, chunk) in document.chunks.iter().enumerate() {
+        if chunk.text.len() > api::MAX_CHUNK_TEXT_BYTES {
+            return Err(Error::invalid(format!(
+                "chunks[{i}].text is {} bytes of UTF-8, more than the limit of {} bytes (64 KiB)",
+                chunk.text.len(),
+                api::MAX_CHUNK_TEXT_BYTES
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a vector's length and values for this library.
@@ -368,6 +402,50 @@ impl LibraryState {
             id: document.id.clone(),
             chunk_ids: document.chunks.iter().map(|c| c.id.clone()).collect(),
         }
+    }
+
+    /// Replaces the index configuration and rebuilds the index by inserting every
+    /// live slot in slot order, so the result depends only on the live set.
+    fn rebuild_index(&mut self, config: IndexConfig) {
+        self.config.index = config;
+        let mut index = AnyIndex::new(&self.config.index, &self.vectors);
+        for slot in self.live.iter() {
+            index.insert(&self.vectors, slot);
+        }
+        self.index = index;
+    }
+
+    /// Compacts tombstones: the live chunks get dense slots in their old slot order
+    /// (so exact results and their tie-breaks are unchanged), then the index is rebuilt
+    /// over them (IVF retrains on the first `train_size` of them).
+    fn optimize(&mut self) {
+        let old_slots = core::mem::take(&mut self.slots);
+        let mut vectors = VectorStore::new(self.config.dimension, self.config.metric);
+        let mut slots = Vec::with_capacity(self.live_chunks as usize);
+        let mut live = Bitset::with_capacity(self.live_chunks as usize);
+        // Old slot -> new slot; `u32::MAX` for tombstones.
+        let mut renumbered = Vec::with_capacity(old_slots.len());
+        for (old, chunk) in old_slots.into_iter().enumerate() {
+            let Some(chunk) = chunk else {
+                renumbered.push(u32::MAX);
+                continue;
+            };
+            let slot = vectors.push(self.vectors.vector(old as u32));
+            self.chunk_slots.insert(chunk.id.clone(), slot);
+            slots.push(Some(chunk));
+            live.insert(slot);
+            renumbered.push(slot);
+        }
+        for document in self.documents.values_mut() {
+            for slot in &mut document.slots {
+                *slot = renumbered.get(*slot as usize).copied().unwrap_or(u32::MAX);
+            }
+            document.slots.retain(|&s| s != u32::MAX);
+        }
+        self.slots = slots;
+        self.vectors = vectors;
+        self.live = live;
+        self.rebuild_index(self.config.index.clone());
     }
 
     fn remove_document(&mut self, id: &str) {

@@ -247,11 +247,15 @@ impl Default for LshParams {
 impl LshParams {
     fn validate(&self) -> crate::error::Result<()> {
         check_range("num_tables", self.num_tables.into(), 1, 256)?;
-        check_range("hash_size", self.hash_size.into(), 1, 64)
+        check_range("hash_size", self.hash_size.into(), 1, 64)?;
+        // The hyperplanes are stored (num_tables × hash_size × dimension floats): bound them.
+        let planes = u64::from(self.num_tables) * u64::from(self.hash_size);
+        check_range("num_tables * hash_size", planes, 1, 1024)
     }
 }
 
-/// A library's immutable configuration, fixed at creation.
+/// A library's configuration, fixed at creation except `index`, which
+/// [`crate::Command::RebuildIndex`] replaces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LibraryConfig {
     pub name: String,

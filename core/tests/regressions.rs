@@ -7,8 +7,14 @@ use arrwdb_core::{ChunkData, Command, DocumentData, Engine, Metadata};
 /// snapshot restores and re-encodes to the same bytes.
 fn mutate_and_check(bytes: &[u8]) {
     let mut engine = Engine::new();
-    let library = engine.restore(bytes).expect("the regression input restores");
-    let dim = engine.library(&library).expect("library").config().dimension as usize;
+    let library = engine
+        .restore(bytes)
+        .expect("the regression input restores");
+    let dim = engine
+        .library(&library)
+        .expect("library")
+        .config()
+        .dimension as usize;
     let doc = |id: &str| DocumentData {
         id: id.into(),
         metadata: Metadata::default(),
@@ -20,9 +26,18 @@ fn mutate_and_check(bytes: &[u8]) {
         }],
     };
     let commands = [
-        Command::UpsertDocument { library: library.clone(), document: doc("doc1") },
-        Command::DeleteDocument { library: library.clone(), document: "doc2".into() },
-        Command::UpsertDocument { library: library.clone(), document: doc("doc100") },
+        Command::UpsertDocument {
+            library: library.clone(),
+            document: doc("doc1"),
+        },
+        Command::DeleteDocument {
+            library: library.clone(),
+            document: "doc2".into(),
+        },
+        Command::UpsertDocument {
+            library: library.clone(),
+            document: doc("doc100"),
+        },
     ];
     for command in commands {
         if let Ok(record) = engine.prepare(command) {
@@ -31,11 +46,15 @@ fn mutate_and_check(bytes: &[u8]) {
     }
     let snapshot = engine.snapshot(&library).expect("snapshot");
     let mut fresh = Engine::new();
-    fresh.restore(&snapshot).expect("a snapshot the engine wrote must restore");
+    fresh
+        .restore(&snapshot)
+        .expect("a snapshot the engine wrote must restore");
     assert_eq!(fresh.snapshot(&library).expect("snapshot"), snapshot);
 }
 
 #[test]
 fn lsh_remove_keeps_every_table_consistent_when_buckets_disagree() {
-    mutate_and_check(include_bytes!("../fuzz/regressions/snapshot/lsh-remove-misses-a-table"));
+    mutate_and_check(include_bytes!(
+        "../fuzz/regressions/snapshot/lsh-remove-misses-a-table"
+    ));
 }

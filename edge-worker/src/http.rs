@@ -145,6 +145,14 @@ fn route(request: &Request) -> Reply {
             Method::Post => snapshot(lib),
             _ => Err(not_allowed()),
         },
+        ["v1", "libraries", lib, "rebuild"] => match method {
+            Method::Post => rebuild(lib, body),
+            _ => Err(not_allowed()),
+        },
+        ["v1", "libraries", lib, "optimize"] => match method {
+            Method::Post => optimize(lib, body),
+            _ => Err(not_allowed()),
+        },
         _ => Err(Failure::Route {
             status: 404,
             kind: "not_found",
@@ -319,6 +327,31 @@ fn search(library: &str, body: &[u8]) -> Reply {
             Ok(json(200, &found))
         }
         _ => Err(Error::Internal("unexpected query response".into()).into()),
+    }
+}
+
+fn rebuild(library: &str, body: &[u8]) -> Reply {
+    let request = api::from_json::<api::RebuildRequest>(body)?;
+    let store = DirStore::open()?;
+    let command = Command::RebuildIndex {
+        library: library.into(),
+        index: request.index,
+    };
+    match commit_one(&store, library, command)? {
+        Outcome::IndexRebuilt(info) => Ok(json(200, &info)),
+        _ => Err(Error::Internal("unexpected outcome".into()).into()),
+    }
+}
+
+fn optimize(library: &str, body: &[u8]) -> Reply {
+    api::OptimizeRequest::from_body(body)?;
+    let store = DirStore::open()?;
+    let command = Command::Optimize {
+        library: library.into(),
+    };
+    match commit_one(&store, library, command)? {
+        Outcome::Optimized(info) => Ok(json(200, &info)),
+        _ => Err(Error::Internal("unexpected outcome".into()).into()),
     }
 }
 

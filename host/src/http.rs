@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/libraries/{lib}/search", post(search))
         .route("/v1/libraries/{lib}/snapshot", post(snapshot))
+        .route("/v1/libraries/{lib}/rebuild", post(rebuild))
+        .route("/v1/libraries/{lib}/optimize", post(optimize))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -295,4 +297,39 @@ async fn snapshot(
         bytes,
     )
         .into_response())
+}
+
+async fn rebuild(
+    State(state): State<AppState>,
+    lib: Result<Path<String>, PathRejection>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let library = path(lib)?;
+    let raw = body(raw, state.max_body_bytes)?;
+    let request = api::from_json::<api::RebuildRequest>(&raw)?;
+    let command = Command::RebuildIndex {
+        library: library.clone(),
+        index: request.index,
+    };
+    match write_one(&state, &library, command).await? {
+        Outcome::IndexRebuilt(info) => Ok(json(StatusCode::OK, &info)),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn optimize(
+    State(state): State<AppState>,
+    lib: Result<Path<String>, PathRejection>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let library = path(lib)?;
+    let raw = body(raw, state.max_body_bytes)?;
+    api::OptimizeRequest::from_body(&raw)?;
+    let command = Command::Optimize {
+        library: library.clone(),
+    };
+    match write_one(&state, &library, command).await? {
+        Outcome::Optimized(info) => Ok(json(StatusCode::OK, &info)),
+        _ => Err(unexpected()),
+    }
 }

@@ -233,3 +233,11 @@ fn concurrent_edge_writers_never_lose_an_acknowledged_write() {
         "most writes should succeed after retries, got {acknowledged}"
     );
 }
+
+#[test]
+fn edge_rebuilds_optimizes_and_enforces_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, http) = start_edge(dir.path());
+    // Every request is a fresh instance: the rebuilt index comes back from storage.
+    crate::host::rebuild_optimize_and_limits_over_http(&http);
+}

@@ -808,3 +808,198 @@ fn host_resets_an_instance_that_runs_out_of_memory() {
     );
     assert_eq!(objects(dir.path(), "big", "wal").len(), 3);
 }
+
+/// Rebuild to HNSW, optimize and the request limits over the JSON API; shared by the
+/// host and the edge tests (the same routes and messages in both runtimes).
+pub(crate) fn rebuild_optimize_and_limits_over_http(http: &Http) {
+    const DIM: usize = 8;
+    // Distinct pseudo-random vectors (a splitmix64-style hash of document and position).
+    let vector = |d: usize| -> Vec<f32> {
+        (0..DIM as u64)
+            .map(|i| {
+                let mut x = (d as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ (i + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                x ^= x >> 31;
+                x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+                x ^= x >> 29;
+                (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    };
+    let reply = http.post("/v1/libraries", &json!({"name": "maint", "dimension": DIM}));
+    assert_eq!(reply.0, 201, "create: {}", reply.1);
+    let documents: Vec<Value> = (0..40)
+        .map(|d| json!({"id": format!("d{d}"), "chunks": [{"text": format!("t{d}"), "embedding": vector(d)}]}))
+        .collect();
+    let reply = http.post(
+        "/v1/libraries/maint/documents/batch",
+        &json!({"documents": documents}),
+    );
+    assert_eq!(reply.0, 200, "batch: {}", reply.1);
+    for d in (0..40).step_by(3) {
+        assert_eq!(
+            http.delete(&format!("/v1/libraries/maint/documents/d{d}"))
+                .0,
+            204
+        );
+    }
+    let live = 40 - (0..40).step_by(3).count() as u64;
+    let top = |d: usize| {
+        let reply = http.post(
+            "/v1/libraries/maint/search",
+            &json!({"vector": vector(d), "k": 5}),
+        );
+        assert_eq!(reply.0, 200, "search: {}", reply.1);
+        let ids: Vec<String> = reply.1["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .map(|h| h["chunk_id"].as_str().expect("id").to_string())
+            .collect();
+        ids
+    };
+    let exact: Vec<Vec<String>> = [1, 2, 4, 38].iter().map(|&d| top(d)).collect();
+
+    let reply = http.post(
+        "/v1/libraries/maint/rebuild",
+        &json!({"index": {"type": "hnsw", "m": 8}}),
+    );
+    assert_eq!(reply.0, 200, "rebuild: {}", reply.1);
+    assert_eq!(reply.1["index"]["type"], "hnsw");
+    assert_eq!(reply.1["index"]["m"], 8);
+    assert_eq!(reply.1["chunks"], live);
+    let info = library_info(http, "maint");
+    assert_eq!(info["index"], reply.1["index"], "GET reports the new index");
+    for (&d, expected) in [1, 2, 4, 38].iter().zip(&exact) {
+        assert_eq!(&top(d)[..1], &expected[..1], "hnsw finds d{d} itself first");
+    }
+
+    let seq = info["seq"].as_u64().expect("seq");
+    let reply = http.post_raw("/v1/libraries/maint/optimize", b"");
+    assert_eq!(reply.0, 200, "optimize: {}", reply.1);
+    assert_eq!(
+        (reply.1["chunks"].as_u64(), reply.1["seq"].as_u64()),
+        (Some(live), Some(seq + 1))
+    );
+    assert_eq!(reply.1["index"]["type"], "hnsw");
+    let reply = http.post("/v1/libraries/maint/optimize", &json!({}));
+    assert_eq!(reply.0, 200, "optimize {{}}: {}", reply.1);
+    for (&d, expected) in [1, 2, 4, 38].iter().zip(&exact) {
+        assert_eq!(&top(d)[..1], &expected[..1], "after optimize");
+    }
+    // Back to flat: exactly the results before any rebuild.
+    let reply = http.post(
+        "/v1/libraries/maint/rebuild",
+        &json!({"index": {"type": "flat"}}),
+    );
+    assert_eq!(reply.0, 200, "rebuild flat: {}", reply.1);
+    for (&d, expected) in [1, 2, 4, 38].iter().zip(&exact) {
+        assert_eq!(&top(d), expected, "flat after optimize");
+    }
+
+    // Refusals.
+    let message = |reply: &(u16, Value)| {
+        reply.1["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let reply = http.post(
+        "/v1/libraries/maint/rebuild",
+        &json!({"index": {"type": "hnsw", "m": 1}}),
+    );
+    assert_error(&reply, 400, "invalid");
+    assert!(message(&reply).contains("`m`"), "{}", reply.1);
+    assert_error(
+        &http.post(
+            "/v1/libraries/maint/rebuild",
+            &json!({"index": {"type": "flat"}, "extra": 1}),
+        ),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.post("/v1/libraries/maint/rebuild", &json!({})),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.post("/v1/libraries/maint/optimize", &json!({"extra": 1})),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.post(
+            "/v1/libraries/nope/rebuild",
+            &json!({"index": {"type": "flat"}}),
+        ),
+        404,
+        "not_found",
+    );
+    assert_error(
+        &http.post_raw("/v1/libraries/nope/optimize", b""),
+        404,
+        "not_found",
+    );
+
+    // Limits.
+    let reply = http.post(
+        "/v1/libraries/maint/search",
+        &json!({"vector": vector(1), "k": 1001}),
+    );
+    assert_error(&reply, 400, "invalid");
+    assert_eq!(message(&reply), "k must be between 1 and 1000, got 1001");
+    let reply = http.post(
+        "/v1/libraries/maint/search",
+        &json!({"vector": vector(1), "k": 1000}),
+    );
+    assert_eq!(reply.0, 200, "k = 1000: {}", reply.1);
+    let reply = http.post(
+        "/v1/libraries/maint/documents",
+        &json!({"id": "big", "chunks": [{"text": "x".repeat(70 * 1024), "embedding": vector(1)}]}),
+    );
+    assert_error(&reply, 400, "invalid");
+    assert!(
+        message(&reply).starts_with("chunks[0].text is 71680 bytes")
+            && message(&reply).contains("65536"),
+        "{}",
+        reply.1
+    );
+    let reply = http.post(
+        "/v1/libraries/maint/documents",
+        &json!({"id": "d".repeat(600), "chunks": [{"embedding": vector(1)}]}),
+    );
+    assert_error(&reply, 400, "invalid");
+    assert!(message(&reply).contains("512 bytes"), "{}", reply.1);
+    let reply = http.post(
+        "/v1/libraries/maint/documents",
+        &json!({"id": "ok", "chunks": [{"id": "c".repeat(512), "text": "y".repeat(64 * 1024), "embedding": vector(1)}]}),
+    );
+    assert_eq!(reply.0, 200, "at the limits: {}", reply.1);
+    assert_eq!(library_info(http, "maint")["chunks"], live + 1);
+}
+
+#[test]
+fn host_rebuilds_optimizes_and_enforces_limits_and_keeps_them_across_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let server = Server::start(&storage, &[]);
+    rebuild_optimize_and_limits_over_http(&server.http);
+    let reply = server.http.post(
+        "/v1/libraries/maint/rebuild",
+        &json!({"index": {"type": "hnsw", "m": 12}}),
+    );
+    assert_eq!(reply.0, 200, "rebuild: {}", reply.1);
+    let before = library_info(&server.http, "maint");
+    // The rebuild and optimize records replay from the WAL after a crash.
+    let server = server.crash_and_restart();
+    let after = library_info(&server.http, "maint");
+    assert_eq!(after, before);
+    assert_eq!(after["index"]["m"], 12);
+    let reply = server.http.post(
+        "/v1/libraries/maint/search",
+        &json!({"vector": [1, 0, 0, 0, 0, 0, 0, 0], "k": 3}),
+    );
+    assert_eq!(reply.0, 200, "search: {}", reply.1);
+    assert_eq!(reply.1["hits"].as_array().map(Vec::len), Some(3));
+}

@@ -35,8 +35,19 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** How vectors are compared. Scores are always "higher is closer". */
 export type Metric = "cosine" | "dot" | "l2";
 
-/** Index kind and its parameters. */
-export type IndexConfig = { type: "flat" };
+/** Index kind and its parameters; missing parameters take their defaults. */
+export type IndexConfig =
+  | { type: "flat" }
+  | { type: "hnsw"; m?: number; ef_construction?: number; ef_search?: number; seed?: number }
+  | { type: "ivf"; nlist?: number; nprobe?: number; train_size?: number; pq_m?: number; seed?: number }
+  | { type: "kdtree"; leaf_size?: number }
+  | { type: "lsh"; num_tables?: number; hash_size?: number; seed?: number };
+
+/** Options of `rebuild` (the body of `POST /v1/libraries/{lib}/rebuild`). */
+export interface RebuildOptions {
+  /** The new index; the library is re-indexed over every live chunk. */
+  index: IndexConfig;
+}
 
 /** What the caller should do about an error: fix the request, look elsewhere, re-read state, or report a bug. */
 export type ErrorKind = "invalid" | "not_found" | "conflict" | "internal";
@@ -75,8 +86,9 @@ export interface LibraryInfo {
 
 /** One chunk of a document to upsert. */
 export interface ChunkInput {
-  /** Defaults to `"{documentId}#{position}"`. */
+  /** At most 512 bytes; defaults to `"{documentId}#{position}"`. */
   id?: string;
+  /** At most 64 KiB of UTF-8. */
   text?: string;
   /** Exactly `dimension` finite numbers. A `Float32Array` is copied in one step. */
   embedding: Float32Array | number[];
@@ -85,7 +97,7 @@ export interface ChunkInput {
 
 /** A document to insert or replace as a whole (the body of `POST /v1/libraries/{lib}/documents`). */
 export interface DocumentInput {
-  /** Defaults to `crypto.randomUUID()`. */
+  /** At most 512 bytes; defaults to `crypto.randomUUID()`. */
   id?: string;
   metadata?: Json;
   /** At least one chunk. */
@@ -118,7 +130,7 @@ export interface SearchRequest {
   /** The query vector; a `Float32Array` is copied in one step. */
   vector?: Float32Array | number[];
   text?: string;
-  /** Number of hits, 1 to 10000; defaults to 10. */
+  /** Number of hits, 1 to 1000; defaults to 10. */
   k?: number;
   filter?: Json;
   mode?: "vector" | "keyword" | "hybrid";
@@ -352,6 +364,44 @@ impl Database {
             Ok(out)
         };
         run().map_err(|e| js_error(&e))
+    }
+
+    /// Replaces the library's index with `options.index` and rebuilds it over every
+    /// live chunk. Throws `invalid` for bad index parameters or options and
+    /// `not_found` for an unknown library.
+    #[wasm_bindgen(unchecked_return_type = "LibraryInfo")]
+    pub fn rebuild(
+        &mut self,
+        library: &str,
+        #[wasm_bindgen(unchecked_param_type = "RebuildOptions")] options: JsValue,
+    ) -> JsResult<JsValue> {
+        let run = || {
+            let request: arrwdb_core::api::RebuildRequest = parse(options, "rebuild options")?;
+            let command = Command::RebuildIndex {
+                library: library.into(),
+                index: request.index,
+            };
+            match self.execute(command)? {
+                Outcome::IndexRebuilt(info) => to_js(&info),
+                other => Err(unexpected(&other)),
+            }
+        };
+        run().map_err(|e| js_error(&e))
+    }
+
+    /// Compacts the space left by deleted chunks and rebuilds the index; search
+    /// results of an exact index are unchanged. Throws `not_found` for an unknown
+    /// library.
+    #[wasm_bindgen(unchecked_return_type = "LibraryInfo")]
+    pub fn optimize(&mut self, library: &str) -> JsResult<JsValue> {
+        let command = Command::Optimize {
+            library: library.into(),
+        };
+        let outcome = self.execute(command).and_then(|outcome| match outcome {
+            Outcome::Optimized(info) => to_js(&info),
+            other => Err(unexpected(&other)),
+        });
+        outcome.map_err(|e| js_error(&e))
     }
 
     /// The library as snapshot bytes (`magic | version | postcard | crc32`), loadable by

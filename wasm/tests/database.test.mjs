@@ -297,7 +297,7 @@ test("bad input throws ArrwdbErrors with the core's kind and message", () => {
     "vector contains a non-finite number (NaN or infinity) at position 0",
   );
   expectError(() => db.search("lib", { vector: [1, 2] }), "invalid", "wrong vector dimension: expected 3, got 2");
-  expectError(() => db.search("lib", { vector: [1, 2, 3], k: 0 }), "invalid", "k must be between 1 and 10000, got 0");
+  expectError(() => db.search("lib", { vector: [1, 2, 3], k: 0 }), "invalid", "k must be between 1 and 1000, got 0");
   expectError(() => db.search("lib", {}), "invalid", "vector search needs `vector`");
   expectError(() => db.upsert("lib", { chunks: [] }), "invalid", "a document needs at least one chunk");
   expectError(() => db.upsert("nope", chunk([1, 2, 3])), "not_found", "library `nope` not found");
@@ -347,4 +347,54 @@ test("bad input throws ArrwdbErrors with the core's kind and message", () => {
   // Nothing above changed the library.
   assert.equal(db.getLibrary("lib").seq, 2);
   assert.equal(db.getLibrary("lib").chunks, 1);
+});
+
+test("rebuild switches the index and optimize compacts, keeping the results", () => {
+  const db = new Database();
+  db.createLibrary({ name: "lib", dimension: DIMENSION, metric: "cosine" });
+  const vectors = randomVectors(11, 200, DIMENSION);
+  vectors.forEach((embedding, i) => db.upsert("lib", { id: `d${i}`, chunks: [{ text: `t${i}`, embedding }] }));
+  for (let i = 0; i < 200; i += 3) db.deleteDocument("lib", `d${i}`);
+  const live = 200 - Math.ceil(200 / 3);
+  const queries = randomVectors(12, 10, DIMENSION);
+  const exact = queries.map((vector) => withoutTime(db.search("lib", { vector, k: K })));
+  const before = db.exportSnapshot("lib").length;
+
+  const rebuilt = db.rebuild("lib", { index: { type: "hnsw", m: 8 } });
+  assert.deepEqual(rebuilt.index, { type: "hnsw", m: 8, ef_construction: 200, ef_search: 64, seed: 0x5eed });
+  assert.equal(rebuilt.chunks, live);
+  assert.deepEqual(db.getLibrary("lib").index, rebuilt.index);
+  // Each document finds itself first through the graph.
+  for (const i of [1, 2, 50, 199]) {
+    assert.equal(db.search("lib", { vector: vectors[i], k: 1 }).hits[0].document_id, `d${i}`);
+  }
+
+  const optimized = db.optimize("lib");
+  assert.equal(optimized.chunks, live);
+  assert.equal(optimized.seq, rebuilt.seq + 1);
+  assert.deepEqual(optimized.index, rebuilt.index);
+  db.rebuild("lib", { index: { type: "flat" } });
+  // Exact results are bit-identical after compaction, and the snapshot is smaller.
+  queries.forEach((vector, i) => assert.deepEqual(withoutTime(db.search("lib", { vector, k: K })), exact[i]));
+  assert.ok(db.exportSnapshot("lib").length < before, "optimize shrinks the snapshot");
+
+  expectError(() => db.rebuild("lib", { index: { type: "hnsw", m: 1 } }), "invalid", /`m` must be between 2 and 128, got 1/);
+  expectError(() => db.rebuild("lib", { index: { type: "flat" }, extra: 1 }), "invalid", /^invalid rebuild options: unknown field `extra`/);
+  expectError(() => db.rebuild("nope", { index: { type: "flat" } }), "not_found", "library `nope` not found");
+  expectError(() => db.optimize("nope"), "not_found", "library `nope` not found");
+});
+
+test("request limits: k, chunk text and id sizes", () => {
+  const db = new Database();
+  db.createLibrary({ name: "lib", dimension: 3 });
+  const embedding = [1, 0, 0];
+  expectError(() => db.search("lib", { vector: embedding, k: 1001 }), "invalid", "k must be between 1 and 1000, got 1001");
+  expectError(
+    () => db.upsert("lib", { id: "big", chunks: [{ text: "x".repeat(70 * 1024), embedding }] }),
+    "invalid",
+    "chunks[0].text is 71680 bytes of UTF-8, more than the limit of 65536 bytes (64 KiB)",
+  );
+  expectError(() => db.upsert("lib", { id: "d".repeat(600), chunks: [{ embedding }] }), "invalid", /^document id must be 1 to 512 bytes/);
+  db.upsert("lib", { id: "d".repeat(512), chunks: [{ id: "c".repeat(512), text: "x".repeat(64 * 1024), embedding }] });
+  assert.equal(db.search("lib", { vector: embedding, k: 1000 }).hits.length, 1);
 });
