@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::model::{ChunkData, DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
+pub use crate::model::{QuantizationConfig, QuantizationParams};
 
 /// Largest accepted vector dimension.
 pub const MAX_DIMENSION: u32 = 4096;
@@ -77,14 +78,6 @@ impl From<&Error> for ErrorBody {
     }
 }
 
-/// Only `{"type":"none"}` exists so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum QuantizationSpec {
-    #[default]
-    None,
-}
-
 /// `POST /v1/libraries`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +89,7 @@ pub struct CreateLibraryRequest {
     #[serde(default)]
     pub index: IndexConfig,
     #[serde(default)]
-    pub quantization: QuantizationSpec,
+    pub quantization: QuantizationConfig,
 }
 
 impl CreateLibraryRequest {
@@ -114,6 +107,7 @@ impl CreateLibraryRequest {
             dimension: self.dimension,
             metric: self.metric,
             index: self.index,
+            quantization: self.quantization,
         })
     }
 }
@@ -179,6 +173,7 @@ pub struct LibraryInfo {
     pub dimension: u32,
     pub metric: Metric,
     pub index: IndexConfig,
+    pub quantization: QuantizationConfig,
     pub documents: u64,
     pub chunks: u64,
     /// Sequence number of the last applied WAL record.
@@ -336,6 +331,12 @@ pub struct SearchRequest {
     /// Defaults to `["text", "metadata"]`.
     #[serde(default)]
     pub include: Option<Vec<Include>>,
+    /// Only hits scoring at least this much (scores are "higher is closer").
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Only hits at most this far, for metrics with a distance (cosine, l2).
+    #[serde(default)]
+    pub distance_threshold: Option<f32>,
 }
 
 fn default_k() -> u32 {
@@ -355,6 +356,8 @@ impl SearchRequest {
             rerank: None,
             params: SearchParams::default(),
             include: None,
+            min_score: None,
+            distance_threshold: None,
         }
     }
 

@@ -247,7 +247,8 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
             config.dimension
         )));
     }
-    config.index.validate()
+    config.index.validate()?;
+    config.quantization.validate()
 }
 
 /// Limits that only apply to new requests (not to records already logged, which must
@@ -289,7 +290,8 @@ fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()>
 
 impl LibraryState {
     fn new(config: LibraryConfig) -> Self {
-        let vectors = VectorStore::new(config.dimension, config.metric);
+        let vectors =
+            VectorStore::with_quantization(config.dimension, config.metric, config.quantization);
         let index = AnyIndex::new(&config.index, &vectors);
         LibraryState {
             config,
@@ -322,6 +324,7 @@ impl LibraryState {
             dimension: self.config.dimension,
             metric: self.config.metric,
             index: self.config.index.clone(),
+            quantization: self.config.quantization,
             documents: self.documents.len() as u64,
             chunks: self.live_chunks,
             seq: self.seq,
@@ -420,7 +423,11 @@ impl LibraryState {
     /// over them (IVF retrains on the first `train_size` of them).
     fn optimize(&mut self) {
         let old_slots = core::mem::take(&mut self.slots);
-        let mut vectors = VectorStore::new(self.config.dimension, self.config.metric);
+        let mut vectors = VectorStore::with_quantization(
+            self.config.dimension,
+            self.config.metric,
+            self.config.quantization,
+        );
         let mut slots = Vec::with_capacity(self.live_chunks as usize);
         let mut live = Bitset::with_capacity(self.live_chunks as usize);
         // Old slot -> new slot; `u32::MAX` for tombstones.
@@ -520,10 +527,42 @@ impl LibraryState {
             ef: request.params.ef,
             nprobe: request.params.nprobe,
         };
+        let min_score = self.score_floor(request)?;
         let hits = self.top_k(query, filter.as_ref(), &options);
         Ok(SearchResponse {
-            hits: hits.into_iter().map(|s| self.hit(s, request)).collect(),
+            hits: hits
+                .into_iter()
+                .filter(|s| min_score.is_none_or(|floor| s.score >= floor))
+                .map(|s| self.hit(s, request))
+                .collect(),
             took_ms: 0.0,
+        })
+    }
+
+    /// The lowest score a hit may have: `min_score`, and `distance_threshold` turned
+    /// into a score (cosine: `1 - d`, l2: `-d`), whichever is stricter.
+    fn score_floor(&self, request: &SearchRequest) -> Result<Option<f32>> {
+        for (name, value) in [
+            ("min_score", request.min_score),
+            ("distance_threshold", request.distance_threshold),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(Error::invalid(format!("`{name}` must be a finite number")));
+            }
+        }
+        let from_distance = match (request.distance_threshold, self.config.metric) {
+            (None, _) => None,
+            (Some(d), Metric::Cosine) => Some(1.0 - d),
+            (Some(d), Metric::L2) => Some(-d),
+            (Some(_), Metric::Dot) => {
+                return Err(Error::invalid(
+                    "`distance_threshold` needs a metric with a distance (cosine or l2); use `min_score` with dot",
+                ));
+            }
+        };
+        Ok(match (request.min_score, from_distance) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         })
     }
 
@@ -599,6 +638,7 @@ impl LibraryState {
         validate_config(&self.config)?;
         let n = self.slots.len();
         if !self.vectors.is_consistent()
+            || self.vectors.quantization() != self.config.quantization
             || self.vectors.len() != n
             || self.vectors.dimension() != self.config.dimension as usize
             || self.vectors.metric() != self.config.metric

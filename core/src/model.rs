@@ -117,6 +117,112 @@ impl<'de> Deserialize<'de> for IndexConfig {
     }
 }
 
+/// Compression of the stored vectors that the exact scan reads first (see
+/// [`crate::index::quant`]); the full vectors stay for rescoring.
+///
+/// In JSON it is internally tagged (`{"type":"sq8","oversample":4}`), in the binary
+/// formats a plain enum, like [`IndexConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuantizationConfig {
+    /// Full vectors only.
+    #[default]
+    None,
+    /// One byte per dimension (per-dimension min/max, trained at 1,000 vectors).
+    Sq8(QuantizationParams),
+    /// One bit per dimension (the sign).
+    Binary(QuantizationParams),
+}
+
+/// Parameters of a quantized scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuantizationParams {
+    /// Candidates kept per result (`k × oversample`) before rescoring with full vectors.
+    pub oversample: u32,
+}
+
+impl Default for QuantizationParams {
+    fn default() -> Self {
+        QuantizationParams { oversample: 4 }
+    }
+}
+
+impl QuantizationConfig {
+    /// Checks parameter ranges.
+    ///
+    /// # Errors
+    /// `Invalid`, naming the parameter and its allowed range.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        match self {
+            QuantizationConfig::None => Ok(()),
+            QuantizationConfig::Sq8(p) | QuantizationConfig::Binary(p) => {
+                check_range("oversample", p.oversample.into(), 1, 64)
+            }
+        }
+    }
+}
+
+mod quant_repr {
+    use super::QuantizationParams;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "lowercase")]
+    pub(super) enum Tagged {
+        None,
+        Sq8(QuantizationParams),
+        Binary(QuantizationParams),
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) enum Plain {
+        None,
+        Sq8(QuantizationParams),
+        Binary(QuantizationParams),
+    }
+}
+
+macro_rules! convert_quant_repr {
+    ($from:ty => $to:ty) => {
+        impl From<$from> for $to {
+            fn from(value: $from) -> Self {
+                type From = $from;
+                type To = $to;
+                match value {
+                    From::None => To::None,
+                    From::Sq8(p) => To::Sq8(p),
+                    From::Binary(p) => To::Binary(p),
+                }
+            }
+        }
+    };
+}
+
+convert_quant_repr!(QuantizationConfig => quant_repr::Tagged);
+convert_quant_repr!(QuantizationConfig => quant_repr::Plain);
+convert_quant_repr!(quant_repr::Tagged => QuantizationConfig);
+convert_quant_repr!(quant_repr::Plain => QuantizationConfig);
+
+impl Serialize for QuantizationConfig {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            quant_repr::Tagged::from(*self).serialize(serializer)
+        } else {
+            quant_repr::Plain::from(*self).serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QuantizationConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            quant_repr::Tagged::deserialize(deserializer).map(Into::into)
+        } else {
+            quant_repr::Plain::deserialize(deserializer).map(Into::into)
+        }
+    }
+}
+
 fn check_range(name: &str, value: u64, min: u64, max: u64) -> crate::error::Result<()> {
     if (min..=max).contains(&value) {
         Ok(())
@@ -262,6 +368,8 @@ pub struct LibraryConfig {
     pub dimension: u32,
     pub metric: Metric,
     pub index: IndexConfig,
+    /// Fixed at creation.
+    pub quantization: QuantizationConfig,
 }
 
 /// Arbitrary JSON metadata. In JSON it is the value itself; in the binary formats

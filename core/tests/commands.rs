@@ -69,6 +69,7 @@ fn build(index: IndexConfig, docs: usize, deleted: usize) -> (Engine, Vec<WalRec
         dimension: DIM as u32,
         metric: Metric::Cosine,
         index,
+        quantization: arrwdb_core::api::QuantizationConfig::None,
     };
     run(&mut engine, &mut log, Command::CreateLibrary(config));
     let mut rng = Rng(SEED);

@@ -463,3 +463,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn min_score_and_distance_threshold_drop_far_hits() {
+    let mut engine = Engine::new();
+    run(
+        &mut engine,
+        Command::CreateLibrary(config("lib", 2, Metric::Cosine)),
+    )
+    .expect("create");
+    for (id, v) in [("x", [1.0, 0.0]), ("diag", [1.0, 1.0]), ("y", [0.0, 1.0])] {
+        run(&mut engine, doc(id, &[v.to_vec()])).expect("upsert");
+    }
+    let ask = |body: serde_json::Value| -> Result<Vec<String>, Error> {
+        let request: SearchRequest = serde_json::from_value(body).expect("request");
+        match engine.query(&Query::Search {
+            library: "lib".into(),
+            request,
+        })? {
+            QueryResponse::Search(found) => {
+                Ok(found.hits.into_iter().map(|h| h.document_id).collect())
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // cos(x, diag) = 0.707, cos(x, y) = 0
+    assert_eq!(
+        ask(serde_json::json!({"vector": [1, 0], "k": 3})).expect("all"),
+        ["x", "diag", "y"]
+    );
+    assert_eq!(
+        ask(serde_json::json!({"vector": [1, 0], "min_score": 0.5})).expect("min"),
+        ["x", "diag"]
+    );
+    assert_eq!(
+        ask(serde_json::json!({"vector": [1, 0], "distance_threshold": 0.1})).expect("dist"),
+        ["x"]
+    );
+    assert_eq!(
+        ask(serde_json::json!({"vector": [1, 0], "min_score": 0.5, "distance_threshold": 0.1}))
+            .expect("both"),
+        ["x"]
+    );
+    let mut dot = Engine::new();
+    run(
+        &mut dot,
+        Command::CreateLibrary(config("lib", 2, Metric::Dot)),
+    )
+    .expect("create");
+    let request: SearchRequest =
+        serde_json::from_value(serde_json::json!({"vector": [1, 0], "distance_threshold": 1.0}))
+            .expect("request");
+    let err = dot
+        .query(&Query::Search {
+            library: "lib".into(),
+            request,
+        })
+        .expect_err("dot has no distance");
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+}

@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout)] // the measured recall is the point of this test
 //! Filtered recall through the engine and the filter language, for every approximate
 //! index, at the selectivities the dataset's metadata gives (~0.1 %, ~1–2 %, ~10 %,
 //! ~50 %). Very selective filters take the engine's exact path; the others are walked

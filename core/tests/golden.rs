@@ -128,6 +128,7 @@ fn build(metric: Metric, index: IndexConfig) -> Engine {
         dimension: DIM as u32,
         metric,
         index,
+        quantization: arrwdb_core::api::QuantizationConfig::None,
     };
     run(&mut engine, Command::CreateLibrary(config));
     let mut rng = Rng(SEED);

@@ -54,7 +54,35 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limit,
+            reject_declared_oversize,
+        ))
         .with_state(state)
+}
+
+/// Answers 413 at once when `Content-Length` already says the body is over the limit,
+/// before reading any of it. (Bodies without a declared length are still cut off at
+/// the limit while being read.)
+async fn reject_declared_oversize(
+    State(limit): State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid",
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {

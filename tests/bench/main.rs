@@ -162,6 +162,7 @@ fn main() {
             dimension: dim,
             metric: Metric::Dot,
             index,
+            quantization: arrwdb_core::api::QuantizationConfig::None,
         };
         let record = match engine.prepare(Command::CreateLibrary(config)) {
             Ok(record) => record,

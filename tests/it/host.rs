@@ -561,13 +561,10 @@ fn host_rejects_bad_input_with_json_errors() {
     assert_error(&(resp.status().as_u16(), body), 405, "invalid");
     assert_error(&http.get("/v1/libraries/bad/search"), 405, "invalid");
     assert_error(&http.delete("/v1/libraries/bad/documents"), 405, "invalid");
-    // a body over the limit (1 MiB here)
-    let big = vec![b' '; 2 << 20];
-    assert_error(
-        &http.post_raw("/v1/libraries/bad/documents", &big),
-        413,
-        "invalid",
-    );
+    // A body over the limit (1 MiB here) is refused from its declared length, before
+    // it is sent: only the headers go out, so the answer cannot race the upload.
+    let reply = post_headers_only(&http.base, "/v1/libraries/bad/documents", 2 << 20);
+    assert_error(&reply, 413, "invalid");
 
     // None of it reached the log.
     let info = library_info(http, "bad");
@@ -1002,4 +999,29 @@ fn host_rebuilds_optimizes_and_enforces_limits_and_keeps_them_across_restart() {
     );
     assert_eq!(reply.0, 200, "search: {}", reply.1);
     assert_eq!(reply.1["hits"].as_array().map(Vec::len), Some(3));
+}
+
+/// Sends a POST whose headers declare `length` body bytes but sends no body, and reads
+/// the answer (the server must answer from the headers alone).
+fn post_headers_only(base: &str, path: &str, length: usize) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("send headers");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }

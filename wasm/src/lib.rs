@@ -68,8 +68,16 @@ export interface CreateLibraryOptions {
   metric?: Metric;
   /** Defaults to `{ type: "flat" }`. */
   index?: IndexConfig;
-  quantization?: { type: "none" };
+  /** Compact codes scanned before exact rescoring (flat and exact scans only).
+   * Defaults to `{ type: "none" }`; `oversample` 1 to 64, default 4. */
+  quantization?: Quantization;
 }
+
+/** Quantization of a library's exact scan. */
+export type Quantization =
+  | { type: "none" }
+  | { type: "sq8"; oversample?: number }
+  | { type: "binary"; oversample?: number };
 
 /** A library and its statistics. */
 export interface LibraryInfo {
@@ -78,6 +86,7 @@ export interface LibraryInfo {
   dimension: number;
   metric: Metric;
   index: IndexConfig;
+  quantization: Quantization;
   documents: number;
   chunks: number;
   /** Sequence number of the last applied WAL record. */
@@ -139,6 +148,10 @@ export interface SearchRequest {
   params?: { ef?: number; nprobe?: number };
   /** What hits carry besides ids and score; defaults to `["text", "metadata"]`. */
   include?: ("text" | "metadata" | "vector")[];
+  /** Only hits scoring at least this much. */
+  min_score?: number;
+  /** Only hits at most this far (cosine and l2 libraries). */
+  distance_threshold?: number;
 }
 
 /** One search result. */

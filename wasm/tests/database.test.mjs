@@ -72,6 +72,7 @@ for (const metric of ["cosine", "dot", "l2"]) {
       dimension: DIMENSION,
       metric,
       index: { type: "flat" },
+      quantization: { type: "none" },
       documents: 0,
       chunks: 0,
       seq: 1,

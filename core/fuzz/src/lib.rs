@@ -24,6 +24,7 @@ pub fn configs() -> Vec<LibraryConfig> {
         dimension: DIM,
         metric,
         index,
+        quantization: arrwdb_core::api::QuantizationConfig::None,
     };
     vec![
         config("flat", Metric::Cosine, IndexConfig::Flat),

@@ -19,6 +19,7 @@ pub mod hnsw;
 pub mod ivf;
 pub mod kdtree;
 pub mod lsh;
+pub mod quant;
 mod rng;
 mod topk;
 
@@ -30,7 +31,7 @@ pub use topk::{Scored, TopK};
 
 use crate::error::Result;
 use crate::kernels;
-use crate::model::{IndexConfig, Metric};
+use crate::model::{IndexConfig, Metric, QuantizationConfig};
 
 /// The vectors of a library, by slot, with their norms (for cosine).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,8 @@ pub struct VectorStore {
     /// `len * dimension` floats, row-major. Rows of deleted chunks stay in place.
     data: Vec<f32>,
     norms: Vec<f32>,
+    /// Compact codes of the rows, scanned first by [`exact_search`].
+    codes: quant::QuantizedCodes,
 }
 
 /// A query vector with what every score needs precomputed.
@@ -50,14 +53,39 @@ pub struct QueryVector<'a> {
 }
 
 impl VectorStore {
-    /// An empty store.
+    /// An empty store without quantization.
     pub fn new(dimension: u32, metric: Metric) -> Self {
+        Self::with_quantization(dimension, metric, QuantizationConfig::None)
+    }
+
+    /// An empty store that keeps codes for `quantization` (see [`quant`]).
+    pub fn with_quantization(
+        dimension: u32,
+        metric: Metric,
+        quantization: QuantizationConfig,
+    ) -> Self {
         VectorStore {
             dimension,
             metric,
             data: Vec::new(),
             norms: Vec::new(),
+            codes: quant::QuantizedCodes::new(quantization),
         }
+    }
+
+    /// The quantization this store keeps codes for.
+    pub fn quantization(&self) -> QuantizationConfig {
+        self.codes.config()
+    }
+
+    /// The codes of the rows.
+    pub fn codes(&self) -> &quant::QuantizedCodes {
+        &self.codes
+    }
+
+    /// Bytes held per vector: the full vector (`4·dim`) plus its codes.
+    pub fn bytes_per_vector(&self) -> usize {
+        4 * self.dimension() + self.codes.bytes_per_vector(self.dimension())
     }
 
     /// Number of slots (live or not).
@@ -90,6 +118,7 @@ impl VectorStore {
         let slot = self.len() as u32;
         self.data.extend_from_slice(vector);
         self.norms.push(kernels::norm(vector));
+        self.codes.push(&self.data, self.dimension());
         slot
     }
 
@@ -128,6 +157,7 @@ impl VectorStore {
     /// Checks the store's shape after decoding outside bytes.
     pub(crate) fn is_consistent(&self) -> bool {
         self.data.len() == self.norms.len() * self.dimension()
+            && self.codes.is_consistent(self.len(), self.dimension())
     }
 }
 
@@ -279,13 +309,18 @@ impl IndexWrite for AnyIndex {
 }
 
 /// Exact search: scores every allowed slot. The reference every index is tested
-/// against, and the fallback for very selective filters.
+/// against, and the fallback for very selective filters. In a quantized store it scans
+/// the codes first and rescores the best `k × oversample` with full vectors
+/// ([`quant`]).
 pub fn exact_search(
     store: &VectorStore,
     query: &QueryVector<'_>,
     allowed: &Allowed<'_>,
     k: usize,
 ) -> Vec<Scored> {
+    if let Some(found) = quant::search(store, query, allowed, k) {
+        return found;
+    }
     let mut top = TopK::new(k);
     for slot in 0..store.len() as u32 {
         if allowed.contains(slot) {

@@ -63,6 +63,7 @@ pub fn load(index: IndexConfig, metric: Metric, n: usize) -> (Engine, Vec<Vec<f3
         dimension: DIM as u32,
         metric,
         index,
+        quantization: arrwdb_core::api::QuantizationConfig::None,
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))
