@@ -248,6 +248,15 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
         )));
     }
     config.index.validate()?;
+    if let IndexConfig::Ivf(ivf) = &config.index
+        && ivf.pq_m != 0
+        && !config.dimension.is_multiple_of(ivf.pq_m)
+    {
+        return Err(Error::invalid(format!(
+            "index parameter `pq_m` must divide the dimension {}, got {}",
+            config.dimension, ivf.pq_m
+        )));
+    }
     config.quantization.validate()
 }
 

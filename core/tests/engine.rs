@@ -366,6 +366,30 @@ fn bad_input_is_refused_with_the_message_clients_see() {
     );
 }
 
+#[test]
+fn ivf_pq_must_divide_the_dimension() {
+    let bad: api::CreateLibraryRequest = serde_json::from_str(
+        r#"{"name":"pq","dimension":8,"index":{"type":"ivf","nlist":2,"nprobe":2,"train_size":4,"pq_m":3}}"#,
+    )
+    .expect("parses");
+    let err = Engine::new()
+        .prepare(Command::CreateLibrary(bad.into_config().expect("config")))
+        .expect_err("3 does not divide 8");
+    assert_eq!(
+        err.to_string(),
+        "index parameter `pq_m` must divide the dimension 8, got 3"
+    );
+    let good: api::CreateLibraryRequest = serde_json::from_str(
+        r#"{"name":"pq","dimension":8,"index":{"type":"ivf","nlist":2,"nprobe":2,"train_size":4,"pq_m":4}}"#,
+    )
+    .expect("parses");
+    assert!(
+        Engine::new()
+            .prepare(Command::CreateLibrary(good.into_config().expect("config")))
+            .is_ok()
+    );
+}
+
 fn config_request() -> api::CreateLibraryRequest {
     serde_json::from_str(r#"{"name":"ok","dimension":4}"#).expect("valid")
 }
