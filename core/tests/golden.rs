@@ -1,4 +1,4 @@
-//! Golden snapshot files: snapshot format v1 is frozen by `tests/golden/`.
+//! Golden files: every snapshot and WAL format version is frozen by `tests/golden/v{N}/`.
 //!
 //! For every index kind, `golden/<kind>.snap` is the snapshot of one small deterministic
 //! library (300 vectors of dimension 8 from a seeded generator, metadata, deletes and a
@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use arrwdb_core::api::{ChunkInput, SearchRequest, UpsertDocumentRequest};
 use arrwdb_core::{
     Command, Engine, HnswParams, IndexConfig, IvfParams, KdTreeParams, LibraryConfig, LshParams,
-    Metric, Query, QueryResponse, codec,
+    Metric, Query, QueryResponse, WalRecord, codec,
 };
 use serde_json::{Value, json};
 
@@ -94,9 +94,10 @@ fn kinds() -> Vec<(&'static str, Metric, IndexConfig)> {
     ]
 }
 
-fn run(engine: &mut Engine, command: Command) {
+fn run(engine: &mut Engine, log: &mut Vec<WalRecord>, command: Command) {
     let record = engine.prepare(command).expect("prepare");
     engine.apply(&record).expect("apply");
+    log.push(record);
 }
 
 fn document(rng: &mut Rng, d: usize, version: u32) -> Command {
@@ -120,9 +121,10 @@ fn document(rng: &mut Rng, d: usize, version: u32) -> Command {
     }
 }
 
-/// The golden library for one kind, built from scratch.
-fn build(metric: Metric, index: IndexConfig) -> Engine {
+/// The golden library for one kind, built from scratch, with its log.
+fn build(metric: Metric, index: IndexConfig) -> (Engine, Vec<WalRecord>) {
     let mut engine = Engine::new();
+    let mut log = Vec::new();
     let config = LibraryConfig {
         name: "golden".into(),
         dimension: DIM as u32,
@@ -130,22 +132,23 @@ fn build(metric: Metric, index: IndexConfig) -> Engine {
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
     };
-    run(&mut engine, Command::CreateLibrary(config));
+    run(&mut engine, &mut log, Command::CreateLibrary(config));
     let mut rng = Rng(SEED);
     for d in 0..DOCS {
-        run(&mut engine, document(&mut rng, d, 1));
+        run(&mut engine, &mut log, document(&mut rng, d, 1));
     }
     for d in [7, 21, 50] {
         run(
             &mut engine,
+            &mut log,
             Command::DeleteDocument {
                 library: "golden".into(),
                 document: format!("doc-{d:03}"),
             },
         );
     }
-    run(&mut engine, document(&mut rng, 3, 2));
-    engine
+    run(&mut engine, &mut log, document(&mut rng, 3, 2));
+    (engine, log)
 }
 
 /// The fixed queries: three plain, one filtered.
@@ -182,71 +185,146 @@ fn results(engine: &Engine) -> Value {
     json!({ "snapshot_version": codec::SNAPSHOT_VERSION, "queries": per_query })
 }
 
-fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+fn golden_dir(version: u16) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/v{version}"))
+}
+
+fn read(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (create with ARRWDB_BLESS=1)", path.display()))
+}
+
+/// Every key of the committed results must match today's answers (newer versions add
+/// keys, e.g. keyword queries, that older files lack).
+fn assert_results(what: &str, expected: &Value, actual: &Value) {
+    let Value::Object(expected) = expected else {
+        panic!("{what}: golden results are not an object");
+    };
+    for (key, value) in expected {
+        if key == "snapshot_version" {
+            continue;
+        }
+        assert_eq!(
+            actual.get(key),
+            Some(value),
+            "{what}: results `{key}` changed"
+        );
+    }
+}
+
+/// Writes the current version's files (only with `ARRWDB_BLESS=1`).
+fn bless() {
+    let dir = golden_dir(codec::SNAPSHOT_VERSION);
+    std::fs::create_dir_all(&dir).expect("create golden dir");
+    for (kind, metric, index) in kinds() {
+        let (engine, log) = build(metric, index);
+        let bytes = engine.snapshot("golden").expect("snapshot");
+        std::fs::write(dir.join(format!("{kind}.snap")), &bytes).expect("write snapshot");
+        let text = serde_json::to_string_pretty(&results(&engine)).expect("json") + "\n";
+        std::fs::write(dir.join(format!("{kind}.json")), text).expect("write results");
+        if kind == "flat" {
+            let segment = codec::encode_wal_segment(&log).expect("encode WAL");
+            std::fs::write(dir.join("flat.wal"), segment).expect("write WAL");
+        }
+        eprintln!("{kind}: blessed {} bytes", bytes.len());
+    }
+    eprintln!("golden files written; run again without ARRWDB_BLESS to check them");
+}
+
+/// Versions with committed golden files: 1 ..= current.
+fn versions() -> Vec<u16> {
+    (1..=codec::SNAPSHOT_VERSION)
+        .filter(|&v| golden_dir(v).is_dir())
+        .collect()
 }
 
 #[test]
-fn golden_snapshots_of_format_v1_decode_and_answer_the_same() {
-    let bless = std::env::var("ARRWDB_BLESS").is_ok_and(|v| v == "1");
-    let dir = golden_dir();
-    eprintln!("seed {SEED:#x}, files in {}", dir.display());
+fn golden_snapshots_of_every_version_decode_and_answer_the_same() {
+    if std::env::var("ARRWDB_BLESS").is_ok_and(|v| v == "1") {
+        bless();
+        return;
+    }
+    let versions = versions();
+    assert!(versions.contains(&1), "the v1 golden files are missing");
+    eprintln!("seed {SEED:#x}, versions {versions:?}");
     for (kind, metric, index) in kinds() {
         index.validate().expect("the index kind is accepted");
-        let fresh = build(metric, index);
-        let bytes = fresh.snapshot("golden").expect("snapshot");
+        let (fresh, _) = build(metric, index);
         let answers = results(&fresh);
-        let snap_path = dir.join(format!("{kind}.snap"));
-        let json_path = dir.join(format!("{kind}.json"));
-        if bless {
-            std::fs::create_dir_all(&dir).expect("create golden dir");
-            std::fs::write(&snap_path, &bytes).expect("write snapshot");
-            let text = serde_json::to_string_pretty(&answers).expect("json") + "\n";
-            std::fs::write(&json_path, text).expect("write results");
-            eprintln!("{kind}: blessed {} bytes", bytes.len());
+        for &version in &versions {
+            let dir = golden_dir(version);
+            let golden = read(&dir.join(format!("{kind}.snap")));
+            let expected: Value = serde_json::from_slice(&read(&dir.join(format!("{kind}.json"))))
+                .expect("golden results are JSON");
+            let what = format!("v{version} {kind}");
+            assert_eq!(
+                u16::from_le_bytes([golden[4], golden[5]]),
+                version,
+                "{what}: the file's version"
+            );
+            // The committed bytes load and answer exactly as committed, and a fresh build
+            // answers the same.
+            let mut restored = Engine::new();
+            let name = restored
+                .restore(&golden)
+                .unwrap_or_else(|e| panic!("{what}: golden snapshot no longer decodes: {e}"));
+            assert_eq!(name, "golden");
+            assert_results(&what, &expected, &results(&restored));
+            assert_results(&what, &expected, &answers);
+            assert_eq!(
+                restored, fresh,
+                "{what}: restored state differs from a fresh build"
+            );
+            eprintln!("{what}: {} bytes, results match", golden.len());
+        }
+        // Today's encoder writes the current version byte for byte.
+        let current = read(&golden_dir(codec::SNAPSHOT_VERSION).join(format!("{kind}.snap")));
+        let bytes = fresh.snapshot("golden").expect("snapshot");
+        assert!(
+            bytes == current,
+            "{kind}: a fresh snapshot ({} bytes) differs from the golden v{} file ({} bytes): \
+             the snapshot format changed; bump codec::SNAPSHOT_VERSION, keep the old decoder \
+             and bless the new version's files",
+            bytes.len(),
+            codec::SNAPSHOT_VERSION,
+            current.len()
+        );
+    }
+}
+
+/// WAL segments of every version decode, and replaying them builds the library that
+/// answers as the golden results say.
+#[test]
+fn golden_wal_segments_of_every_version_replay_to_the_same_library() {
+    let (fresh, log) = build(Metric::Dot, IndexConfig::Flat);
+    for version in versions() {
+        let dir = golden_dir(version);
+        let path = dir.join("flat.wal");
+        if version == 1 && !path.exists() {
             continue;
         }
-        let golden = std::fs::read(&snap_path).unwrap_or_else(|e| {
-            panic!("{}: {e} (create with ARRWDB_BLESS=1)", snap_path.display())
-        });
-        let expected: Value = serde_json::from_slice(
-            &std::fs::read(&json_path).unwrap_or_else(|e| panic!("{}: {e}", json_path.display())),
-        )
-        .expect("golden results are JSON");
-
-        // 1. The committed v1 bytes load and answer exactly as committed.
-        let mut restored = Engine::new();
-        let name = restored
-            .restore(&golden)
-            .unwrap_or_else(|e| panic!("{kind}: golden snapshot no longer decodes: {e}"));
-        assert_eq!(name, "golden");
+        let segment = read(&path);
+        let what = format!("v{version} WAL");
+        let records = codec::decode_wal_segment(&segment)
+            .unwrap_or_else(|e| panic!("{what}: no longer decodes: {e}"));
+        assert_eq!(records.len(), log.len(), "{what}: record count");
+        let mut replayed = Engine::new();
+        for record in &records {
+            replayed
+                .apply(record)
+                .unwrap_or_else(|e| panic!("{what}: record {} refused: {e}", record.seq));
+        }
+        let expected: Value =
+            serde_json::from_slice(&read(&dir.join("flat.json"))).expect("golden results");
+        assert_results(&what, &expected, &results(&replayed));
         assert_eq!(
-            u16::from_le_bytes([golden[4], golden[5]]),
-            1,
-            "{kind}: golden files are format v1"
+            replayed, fresh,
+            "{what}: replayed state differs from a fresh build"
         );
-        assert_eq!(
-            results(&restored),
-            expected,
-            "{kind}: results from the golden snapshot changed"
-        );
-        assert_eq!(
-            answers, expected,
-            "{kind}: results of a fresh build changed"
-        );
-
-        // 2. Today's encoder still writes v1 byte for byte.
-        assert!(
-            bytes == golden,
-            "{kind}: a fresh snapshot ({} bytes) differs from the golden v1 file ({} bytes): \
-             the snapshot format changed; bump codec::SNAPSHOT_VERSION and keep a v1 decoder",
-            bytes.len(),
-            golden.len()
-        );
-        assert_eq!(restored, fresh, "{kind}: restored state differs");
-        eprintln!("{kind}: {} bytes, results match", golden.len());
     }
-    if bless {
-        eprintln!("golden files (re)written; run again without ARRWDB_BLESS to check them");
-    }
+    let current = read(&golden_dir(codec::WAL_VERSION).join("flat.wal"));
+    assert!(
+        codec::encode_wal_segment(&log).expect("encode") == current,
+        "the WAL encoder's output changed: bump codec::WAL_VERSION and keep the old decoder"
+    );
 }
