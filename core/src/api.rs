@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::model::{ChunkData, DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
 pub use crate::model::{QuantizationConfig, QuantizationParams};
+pub use crate::text::{Language, TextConfig};
 
 /// Largest accepted vector dimension.
 pub const MAX_DIMENSION: u32 = 4096;
@@ -90,6 +91,8 @@ pub struct CreateLibraryRequest {
     pub index: IndexConfig,
     #[serde(default)]
     pub quantization: QuantizationConfig,
+    #[serde(default)]
+    pub text: TextConfig,
 }
 
 impl CreateLibraryRequest {
@@ -108,6 +111,7 @@ impl CreateLibraryRequest {
             metric: self.metric,
             index: self.index,
             quantization: self.quantization,
+            text: self.text,
         })
     }
 }
@@ -174,6 +178,7 @@ pub struct LibraryInfo {
     pub metric: Metric,
     pub index: IndexConfig,
     pub quantization: QuantizationConfig,
+    pub text: TextConfig,
     pub documents: u64,
     pub chunks: u64,
     /// Sequence number of the last applied WAL record.
@@ -279,7 +284,8 @@ pub struct ChunkOutput {
     pub metadata: Metadata,
 }
 
-/// Search mode. Only `vector` exists so far.
+/// Search mode. Without one, a search with both `vector` and `text` is `hybrid`, with
+/// only `text` is `keyword`, and with only `vector` is `vector`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
@@ -320,12 +326,23 @@ pub struct SearchRequest {
     pub k: u32,
     #[serde(default)]
     pub filter: Option<Metadata>,
+    /// `vector`, `keyword` or `hybrid`; inferred from `vector` / `text` when absent.
     #[serde(default)]
-    pub mode: SearchMode,
+    pub mode: Option<SearchMode>,
+    /// Hybrid fusion (see [`crate::rank::Fusion`]); RRF with k = 60 by default.
     #[serde(default)]
     pub fusion: Option<Metadata>,
+    /// Rerankers (see [`crate::rank::Reranker`]): one object or a list.
     #[serde(default)]
     pub rerank: Option<Metadata>,
+    /// How many candidates each retriever contributes to fusion and reranking
+    /// (default `max(k, 100)` for hybrid or reranked searches, capped at [`MAX_K`]).
+    #[serde(default)]
+    pub candidates: Option<u32>,
+    /// The current time in milliseconds since 1970, for the recency reranker. The
+    /// transports fill it in from their clock when it is absent.
+    #[serde(default)]
+    pub now: Option<i64>,
     #[serde(default)]
     pub params: SearchParams,
     /// Defaults to `["text", "metadata"]`.
@@ -351,9 +368,11 @@ impl SearchRequest {
             text: None,
             k,
             filter: None,
-            mode: SearchMode::Vector,
+            mode: None,
             fusion: None,
             rerank: None,
+            candidates: None,
+            now: None,
             params: SearchParams::default(),
             include: None,
             min_score: None,
@@ -386,32 +405,71 @@ pub struct Hit {
     pub metadata: Option<Metadata>,
     #[serde(default)]
     pub vector: Option<Vec<f32>>,
+    /// Where the score came from (keyword, hybrid and reranked searches).
+    #[serde(default)]
+    pub breakdown: Option<ScoreBreakdown>,
 }
 
-impl Serialize for Hit {
-    fn serialize<S: Serializer>(&self, serializer: S) -> core::result::Result<S::Ok, S::Error> {
-        // JSON omits absent fields; postcard needs every field, in order.
-        let keep_absent = !serializer.is_human_readable();
-        let mut s = serializer.serialize_struct("Hit", 7)?;
-        s.serialize_field("chunk_id", &self.chunk_id)?;
-        s.serialize_field("document_id", &self.document_id)?;
-        s.serialize_field("score", &self.score)?;
-        macro_rules! optional {
-            ($name:literal, $field:expr) => {
-                if keep_absent || $field.is_some() {
-                    s.serialize_field($name, &$field)?;
-                } else {
-                    s.skip_field($name)?;
-                }
-            };
-        }
-        optional!("distance", self.distance);
-        optional!("text", self.text);
-        optional!("metadata", self.metadata);
-        optional!("vector", self.vector);
-        s.end()
-    }
+/// A hit's score components: each retriever's own score and 1-based rank, and the
+/// fused score before reranking.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+pub struct ScoreBreakdown {
+    #[serde(default)]
+    pub vector_score: Option<f32>,
+    #[serde(default)]
+    pub vector_rank: Option<u32>,
+    #[serde(default)]
+    pub keyword_score: Option<f32>,
+    #[serde(default)]
+    pub keyword_rank: Option<u32>,
+    #[serde(default)]
+    pub fused_score: Option<f32>,
 }
+
+/// Serializes a struct whose `Option` fields JSON omits when absent but postcard (not
+/// self-describing) always needs, in order.
+macro_rules! serialize_optional_fields {
+    ($ty:ident, $name:literal, [$($req:ident),*], [$($opt:ident),*]) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(
+                &self,
+                serializer: S,
+            ) -> core::result::Result<S::Ok, S::Error> {
+                let keep_absent = !serializer.is_human_readable();
+                let count = [$(stringify!($req),)* $(stringify!($opt),)*].len();
+                let mut s = serializer.serialize_struct($name, count)?;
+                $(s.serialize_field(stringify!($req), &self.$req)?;)*
+                $(
+                    if keep_absent || self.$opt.is_some() {
+                        s.serialize_field(stringify!($opt), &self.$opt)?;
+                    } else {
+                        s.skip_field(stringify!($opt))?;
+                    }
+                )*
+                s.end()
+            }
+        }
+    };
+}
+
+serialize_optional_fields!(
+    ScoreBreakdown,
+    "ScoreBreakdown",
+    [],
+    [
+        vector_score,
+        vector_rank,
+        keyword_score,
+        keyword_rank,
+        fused_score
+    ]
+);
+serialize_optional_fields!(
+    Hit,
+    "Hit",
+    [chunk_id, document_id, score],
+    [distance, text, metadata, vector, breakdown]
+);
 
 /// Response to a search. `took_ms` is filled in by the transport (the engine has no clock).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

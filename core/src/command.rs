@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{
     DocumentResponse, LibraryInfo, LibraryList, SearchRequest, SearchResponse, UpsertResponse,
 };
-use crate::model::{DocumentData, IndexConfig, LibraryConfig};
+use crate::model::{DocumentData, IndexConfig, LibraryConfig, LibraryConfigV1};
 
 /// A mutation request. [`crate::Engine::prepare`] validates it into a [`WalRecord`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +77,43 @@ pub enum WalOp {
     Optimize,
 }
 
+/// [`WalRecord`] as WAL format v1 stored it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct WalRecordV1 {
+    library: String,
+    seq: u64,
+    op: WalOpV1,
+}
+
+/// [`WalOp`] as WAL format v1 stored it (its library config had no text settings).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+enum WalOpV1 {
+    CreateLibrary(LibraryConfigV1),
+    DeleteLibrary,
+    UpsertDocument(DocumentData),
+    DeleteDocument { id: String },
+    RebuildIndex(IndexConfig),
+    Optimize,
+}
+
+impl From<WalRecordV1> for WalRecord {
+    fn from(v1: WalRecordV1) -> Self {
+        let op = match v1.op {
+            WalOpV1::CreateLibrary(config) => WalOp::CreateLibrary(config.into()),
+            WalOpV1::DeleteLibrary => WalOp::DeleteLibrary,
+            WalOpV1::UpsertDocument(d) => WalOp::UpsertDocument(d),
+            WalOpV1::DeleteDocument { id } => WalOp::DeleteDocument { id },
+            WalOpV1::RebuildIndex(index) => WalOp::RebuildIndex(index),
+            WalOpV1::Optimize => WalOp::Optimize,
+        };
+        WalRecord {
+            library: v1.library,
+            seq: v1.seq,
+            op,
+        }
+    }
+}
+
 /// What applying a record did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -89,6 +126,9 @@ pub enum Outcome {
 }
 
 /// A read-only request.
+// A query lives for one call, so boxing the large search variant would only add an
+// allocation and churn every constructor.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Query {
     ListLibraries,

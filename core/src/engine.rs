@@ -7,17 +7,23 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    self, ChunkOutput, DocumentResponse, Hit, Include, LibraryInfo, LibraryList, SearchMode,
-    SearchRequest, SearchResponse, UpsertResponse,
+    self, ChunkOutput, DocumentResponse, Hit, Include, LibraryInfo, LibraryList, ScoreBreakdown,
+    SearchMode, SearchRequest, SearchResponse, UpsertResponse,
 };
 use crate::codec;
 use crate::command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::filter::{FieldPath, Filter};
 use crate::index::{
     self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, Scored, SearchOptions, VectorStore,
 };
-use crate::model::{DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
+use crate::kernels;
+use crate::model::{DocumentData, IndexConfig, LibraryConfig, LibraryConfigV1, Metadata, Metric};
+use crate::rank::{self, Candidate, Fusion, Reranker};
+use crate::text::{Analyzer, TextIndex};
+
+/// Candidates per retriever in hybrid and reranked searches, unless the request says.
+const DEFAULT_CANDIDATES: u32 = 100;
 
 /// A filter matching at most `1 / EXACT_FILTER_DIVISOR` of the live chunks is searched
 /// exactly over the matching set: cheaper than walking an index that would mostly skip,
@@ -44,6 +50,42 @@ pub struct LibraryState {
     live: Bitset,
     index: AnyIndex,
     live_chunks: u64,
+    /// BM25 over the chunks' text.
+    text: TextIndex,
+}
+
+/// [`LibraryState`] as snapshot format v1 stored it: no text index, which the upgrade
+/// builds from the chunks' text.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LibraryStateV1 {
+    config: LibraryConfigV1,
+    seq: u64,
+    documents: BTreeMap<String, StoredDocument>,
+    chunk_slots: BTreeMap<String, u32>,
+    slots: Vec<Option<StoredChunk>>,
+    vectors: VectorStore,
+    live: Bitset,
+    index: AnyIndex,
+    live_chunks: u64,
+}
+
+impl From<LibraryStateV1> for LibraryState {
+    fn from(v1: LibraryStateV1) -> Self {
+        let mut state = LibraryState {
+            config: v1.config.into(),
+            seq: v1.seq,
+            documents: v1.documents,
+            chunk_slots: v1.chunk_slots,
+            slots: v1.slots,
+            vectors: v1.vectors,
+            live: v1.live,
+            index: v1.index,
+            live_chunks: v1.live_chunks,
+            text: TextIndex::new(),
+        };
+        state.rebuild_text();
+        state
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,7 +299,8 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
             config.dimension, ivf.pq_m
         )));
     }
-    config.quantization.validate()
+    config.quantization.validate()?;
+    config.text.validate()
 }
 
 /// Limits that only apply to new requests (not to records already logged, which must
@@ -297,6 +340,42 @@ fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()>
     Ok(())
 }
 
+/// The request's mode, explicit or inferred, checked against what it carries.
+fn search_mode(request: &SearchRequest) -> Result<SearchMode> {
+    let (vector, text) = (request.vector.is_some(), request.text.is_some());
+    let mode = request.mode.unwrap_or(match (vector, text) {
+        (true, true) => SearchMode::Hybrid,
+        (false, true) => SearchMode::Keyword,
+        _ => SearchMode::Vector,
+    });
+    let problem = match (mode, vector, text) {
+        (SearchMode::Vector, false, true) => Some(
+            "a vector search needs `vector`; this library has no embedding provider to \
+             embed `text`, so use mode `keyword` (text only) or `hybrid` (vector and text)",
+        ),
+        (SearchMode::Vector, false, false) => {
+            Some("a search needs `vector` (vector search), `text` (keyword search) or both")
+        }
+        (SearchMode::Vector, true, true) => {
+            Some("a vector search does not use `text`; use mode `hybrid` to combine them")
+        }
+        (SearchMode::Keyword, _, false) => Some("a keyword search needs `text`"),
+        (SearchMode::Keyword, true, true) => {
+            Some("a keyword search does not use `vector`; use mode `hybrid` to combine them")
+        }
+        (SearchMode::Hybrid, false, _) => Some(
+            "a hybrid search needs `vector` and `text`; this library has no embedding \
+             provider to embed `text`",
+        ),
+        (SearchMode::Hybrid, true, false) => Some("a hybrid search needs `text`"),
+        _ => None,
+    };
+    match problem {
+        Some(message) => Err(Error::invalid(message)),
+        None => Ok(mode),
+    }
+}
+
 impl LibraryState {
     fn new(config: LibraryConfig) -> Self {
         let vectors =
@@ -312,7 +391,12 @@ impl LibraryState {
             live: Bitset::default(),
             index,
             live_chunks: 0,
+            text: TextIndex::new(),
         }
+    }
+
+    fn analyzer(&self) -> Analyzer {
+        Analyzer::new(&self.config.text)
     }
 
     /// The library's configuration.
@@ -334,6 +418,7 @@ impl LibraryState {
             metric: self.config.metric,
             index: self.config.index.clone(),
             quantization: self.config.quantization,
+            text: self.config.text,
             documents: self.documents.len() as u64,
             chunks: self.live_chunks,
             seq: self.seq,
@@ -390,9 +475,11 @@ impl LibraryState {
 
     fn upsert(&mut self, document: &DocumentData) -> UpsertResponse {
         self.remove_document(&document.id);
+        let analyzer = self.analyzer();
         let mut slots = Vec::with_capacity(document.chunks.len());
         for chunk in &document.chunks {
             let slot = self.vectors.push(&chunk.embedding);
+            self.text.insert(&analyzer, slot, &chunk.text);
             self.slots.push(Some(StoredChunk {
                 id: chunk.id.clone(),
                 document: document.id.clone(),
@@ -462,14 +549,29 @@ impl LibraryState {
         self.vectors = vectors;
         self.live = live;
         self.rebuild_index(self.config.index.clone());
+        self.rebuild_text();
+    }
+
+    /// Builds the text index from scratch over the live chunks, in slot order.
+    fn rebuild_text(&mut self) {
+        let analyzer = self.analyzer();
+        let mut text = TextIndex::new();
+        for (slot, chunk) in self.slots.iter().enumerate() {
+            if let Some(chunk) = chunk {
+                text.insert(&analyzer, slot as u32, &chunk.text);
+            }
+        }
+        self.text = text;
     }
 
     fn remove_document(&mut self, id: &str) {
         let Some(old) = self.documents.remove(id) else {
             return;
         };
+        let analyzer = self.analyzer();
         for slot in old.slots {
             if let Some(chunk) = self.slots.get_mut(slot as usize).and_then(Option::take) {
+                self.text.remove(&analyzer, slot, &chunk.text);
                 self.chunk_slots.remove(&chunk.id);
                 self.live.remove(slot);
                 self.live_chunks -= 1;
@@ -499,30 +601,11 @@ impl LibraryState {
         })
     }
 
+    /// Runs a vector, keyword or hybrid search (see [`SearchRequest`]): each retriever
+    /// ranks the chunks allowed by the filter, hybrid fuses both lists, rerankers reorder
+    /// the candidates, and the best `k` are returned.
     fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
-        if request.mode != SearchMode::Vector {
-            let mode = if request.mode == SearchMode::Keyword {
-                "keyword"
-            } else {
-                "hybrid"
-            };
-            return Err(Error::Unsupported {
-                what: format!("search mode `{mode}`"),
-            });
-        }
-        if request.fusion.is_some() || request.rerank.is_some() {
-            return Err(Error::Unsupported {
-                what: String::from("`fusion` and `rerank`"),
-            });
-        }
-        let filter = request
-            .filter
-            .as_ref()
-            .map(|f| Filter::parse(&f.0))
-            .transpose()?;
-        let Some(query) = &request.vector else {
-            return Err(Error::invalid("vector search needs `vector`"));
-        };
+        let mode = search_mode(request)?;
         if request.k == 0 || request.k > api::MAX_K {
             return Err(Error::invalid(format!(
                 "k must be between 1 and {}, got {}",
@@ -530,36 +613,201 @@ impl LibraryState {
                 request.k
             )));
         }
-        validate_vector(&self.config, "vector", query)?;
-        let options = SearchOptions {
-            k: request.k as usize,
-            ef: request.params.ef,
-            nprobe: request.params.nprobe,
+        let filter = request
+            .filter
+            .as_ref()
+            .map(|f| Filter::parse(&f.0))
+            .transpose()?;
+        let fusion = match &request.fusion {
+            Some(_) if mode != SearchMode::Hybrid => {
+                return Err(Error::invalid(
+                    "`fusion` applies to hybrid searches (both `vector` and `text`)",
+                ));
+            }
+            Some(f) => Fusion::parse(&f.0)?,
+            None => Fusion::default(),
         };
-        let min_score = self.score_floor(request)?;
-        let hits = self.top_k(query, filter.as_ref(), &options);
+        let rerankers = request
+            .rerank
+            .as_ref()
+            .map(|r| Reranker::parse_list(&r.0))
+            .transpose()?
+            .unwrap_or_default();
+        if let Some(query) = &request.vector {
+            validate_vector(&self.config, "vector", query)?;
+        }
+        if let Some(text) = &request.text
+            && text.len() > api::MAX_CHUNK_TEXT_BYTES
+        {
+            return Err(Error::invalid(format!(
+                "`text` is {} bytes, more than the limit of {} bytes",
+                text.len(),
+                api::MAX_CHUNK_TEXT_BYTES
+            )));
+        }
+        if mode == SearchMode::Keyword && request.distance_threshold.is_some() {
+            return Err(Error::invalid(
+                "`distance_threshold` applies to vector scores; use `min_score` with a keyword search",
+            ));
+        }
+        let k = request.k as usize;
+        let depth = match request.candidates {
+            Some(c) if c == 0 || c > api::MAX_K => {
+                return Err(Error::invalid(format!(
+                    "candidates must be between 1 and {}, got {c}",
+                    api::MAX_K
+                )));
+            }
+            _ if mode != SearchMode::Hybrid && rerankers.is_empty() => k,
+            Some(c) => (c as usize).max(k),
+            None => (DEFAULT_CANDIDATES as usize).max(k),
+        };
+        let floor = self.score_floor(request)?;
+        let vector_floor = if mode == SearchMode::Vector {
+            floor
+        } else {
+            self.distance_floor(request)?
+        };
+
+        let matching = filter.as_ref().map(|f| self.matching(f));
+        let vector_hits = match (&request.vector, mode) {
+            (Some(query), SearchMode::Vector | SearchMode::Hybrid) => {
+                let options = SearchOptions {
+                    k: depth,
+                    ef: request.params.ef,
+                    nprobe: request.params.nprobe,
+                };
+                let mut hits = self.top_k(query, matching.as_ref(), &options);
+                hits.retain(|s| vector_floor.is_none_or(|f| s.score >= f));
+                hits
+            }
+            _ => Vec::new(),
+        };
+        let keyword_hits = match (&request.text, mode) {
+            (Some(text), SearchMode::Keyword | SearchMode::Hybrid) => self.text.search(
+                &self.analyzer(),
+                &self.config.text,
+                text,
+                &Allowed::new(&self.live, matching.as_ref()),
+                depth,
+            ),
+            _ => Vec::new(),
+        };
+        let mut candidates = match mode {
+            SearchMode::Vector => rank::single(&vector_hits, false),
+            SearchMode::Keyword => rank::single(&keyword_hits, true),
+            SearchMode::Hybrid => rank::fuse(&vector_hits, &keyword_hits, &fusion)?,
+        };
+        for reranker in &rerankers {
+            candidates = self.rerank(candidates, reranker, request, k)?;
+        }
+        let breakdown = mode != SearchMode::Vector || !rerankers.is_empty();
         Ok(SearchResponse {
-            hits: hits
-                .into_iter()
-                .filter(|s| min_score.is_none_or(|floor| s.score >= floor))
-                .map(|s| self.hit(s, request))
+            hits: candidates
+                .iter()
+                .take(k)
+                .filter(|c| floor.is_none_or(|f| c.score >= f))
+                .map(|c| self.hit(c, request, breakdown))
                 .collect(),
             took_ms: 0.0,
         })
     }
 
-    /// The lowest score a hit may have: `min_score`, and `distance_threshold` turned
-    /// into a score (cosine: `1 - d`, l2: `-d`), whichever is stricter.
-    fn score_floor(&self, request: &SearchRequest) -> Result<Option<f32>> {
-        for (name, value) in [
-            ("min_score", request.min_score),
-            ("distance_threshold", request.distance_threshold),
-        ] {
-            if value.is_some_and(|v| !v.is_finite()) {
-                return Err(Error::invalid(format!("`{name}` must be a finite number")));
+    /// Applies one reranker to the candidates.
+    fn rerank(
+        &self,
+        mut list: Vec<Candidate>,
+        reranker: &Reranker,
+        request: &SearchRequest,
+        k: usize,
+    ) -> Result<Vec<Candidate>> {
+        let weight = reranker.weight();
+        match reranker {
+            Reranker::Recency {
+                field,
+                half_life_days,
+                ..
+            } => {
+                let Some(now_ms) = request.now else {
+                    return Err(Error::invalid(
+                        "the recency reranker needs `now` (milliseconds since 1970)",
+                    ));
+                };
+                let path = FieldPath::parse(field)?;
+                let now = now_ms as f64 / 1000.0;
+                let null = serde_json::Value::Null;
+                rank::blend(&mut list, weight, |slot| {
+                    let Some(chunk) = self.chunk(slot) else {
+                        return 0.0;
+                    };
+                    let document = self
+                        .documents
+                        .get(&chunk.document)
+                        .map_or(&null, |d| &d.metadata.0);
+                    path.resolve(&chunk.metadata.0, document)
+                        .and_then(rank::timestamp_seconds)
+                        .map_or(0.0, |t| {
+                            let age_days = ((now - t) / 86_400.0).max(0.0);
+                            libm::exp2(-age_days / half_life_days)
+                        })
+                });
+            }
+            Reranker::Position { .. } => rank::blend(&mut list, weight, |slot| {
+                let position = self.chunk(slot).and_then(|c| {
+                    let doc = self.documents.get(&c.document)?;
+                    doc.slots.iter().position(|&s| s == slot)
+                });
+                position.map_or(0.0, |p| 1.0 / (1.0 + p as f64))
+            }),
+            Reranker::Length { target, .. } => {
+                let target = f64::from(target.unwrap_or(rank::DEFAULT_LENGTH_TARGET));
+                rank::blend(&mut list, weight, |slot| {
+                    let len = self.chunk(slot).map_or(0, |c| c.text.chars().count()) as f64;
+                    len.min(target) / len.max(target)
+                });
+            }
+            Reranker::Mmr { .. } => {
+                let norms: BTreeMap<u32, f32> = list
+                    .iter()
+                    .map(|c| (c.slot, kernels::norm(self.vectors.vector(c.slot))))
+                    .collect();
+                list = rank::mmr(list, k, weight, |a, b| {
+                    let (na, nb) = (
+                        norms.get(&a).copied().unwrap_or(0.0),
+                        norms.get(&b).copied().unwrap_or(0.0),
+                    );
+                    if na == 0.0 || nb == 0.0 {
+                        return 0.0;
+                    }
+                    let dot = kernels::dot(self.vectors.vector(a), self.vectors.vector(b));
+                    f64::from(dot) / (f64::from(na) * f64::from(nb))
+                });
             }
         }
-        let from_distance = match (request.distance_threshold, self.config.metric) {
+        Ok(list)
+    }
+
+    /// The lowest score a vector hit may have: `min_score`, and `distance_threshold`
+    /// turned into a score (cosine: `1 - d`, l2: `-d`), whichever is stricter.
+    fn score_floor(&self, request: &SearchRequest) -> Result<Option<f32>> {
+        if request.min_score.is_some_and(|v| !v.is_finite()) {
+            return Err(Error::invalid("`min_score` must be a finite number"));
+        }
+        let from_distance = self.distance_floor(request)?;
+        Ok(match (request.min_score, from_distance) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// `distance_threshold` as a lowest vector score.
+    fn distance_floor(&self, request: &SearchRequest) -> Result<Option<f32>> {
+        if request.distance_threshold.is_some_and(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "`distance_threshold` must be a finite number",
+            ));
+        }
+        Ok(match (request.distance_threshold, self.config.metric) {
             (None, _) => None,
             (Some(d), Metric::Cosine) => Some(1.0 - d),
             (Some(d), Metric::L2) => Some(-d),
@@ -568,10 +816,6 @@ impl LibraryState {
                     "`distance_threshold` needs a metric with a distance (cosine or l2); use `min_score` with dot",
                 ));
             }
-        };
-        Ok(match (request.min_score, from_distance) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
         })
     }
 
@@ -598,12 +842,11 @@ impl LibraryState {
     fn top_k(
         &self,
         query: &[f32],
-        filter: Option<&Filter>,
+        matching: Option<&Bitset>,
         options: &SearchOptions,
     ) -> Vec<Scored> {
         let query = self.vectors.query(query);
-        let matching = filter.map(|f| self.matching(f));
-        let allowed = Allowed::new(&self.live, matching.as_ref());
+        let allowed = Allowed::new(&self.live, matching);
         if matching.is_some() && allowed.count() <= self.live_chunks as usize / EXACT_FILTER_DIVISOR
         {
             index::exact_search(&self.vectors, &query, &allowed, options.k)
@@ -612,18 +855,20 @@ impl LibraryState {
         }
     }
 
-    fn hit(&self, found: Scored, request: &SearchRequest) -> Hit {
-        let (slot, score) = (found.slot, found.score);
+    fn hit(&self, found: &Candidate, request: &SearchRequest, breakdown: bool) -> Hit {
+        let slot = found.slot;
         let chunk = self.chunk(slot);
-        let distance = match self.config.metric {
-            Metric::Cosine => Some(1.0 - score),
-            Metric::L2 => Some(-score),
-            Metric::Dot => None,
-        };
+        let distance = found
+            .vector
+            .and_then(|(score, _)| match self.config.metric {
+                Metric::Cosine => Some(1.0 - score),
+                Metric::L2 => Some(-score),
+                Metric::Dot => None,
+            });
         Hit {
             chunk_id: chunk.map(|c| c.id.clone()).unwrap_or_default(),
             document_id: chunk.map(|c| c.document.clone()).unwrap_or_default(),
-            score,
+            score: found.score,
             distance,
             text: chunk
                 .filter(|_| request.includes(Include::Text))
@@ -634,6 +879,13 @@ impl LibraryState {
             vector: request
                 .includes(Include::Vector)
                 .then(|| self.vectors.vector(slot).to_vec()),
+            breakdown: breakdown.then(|| ScoreBreakdown {
+                vector_score: found.vector.map(|v| v.0),
+                vector_rank: found.vector.map(|v| v.1),
+                keyword_score: found.keyword.map(|v| v.0),
+                keyword_rank: found.keyword.map(|v| v.1),
+                fused_score: found.fused,
+            }),
         }
     }
 
@@ -688,6 +940,13 @@ impl LibraryState {
                 "{owned} chunks owned by documents, {live} live"
             )));
         }
-        self.index.check(n)
+        self.index.check(n)?;
+        self.text.check(n)?;
+        if self.text.docs() != self.live_chunks {
+            return Err(corrupt(String::from(
+                "the text index disagrees with the live chunks",
+            )));
+        }
+        Ok(())
     }
 }

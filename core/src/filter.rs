@@ -182,6 +182,27 @@ impl Filter {
     }
 }
 
+/// A metadata field path (`year`, `author.name`, `tags[0]`, `chunk.` / `document.`
+/// prefixes), resolved the way filters resolve it: the chunk's metadata first, then its
+/// document's. Rerankers use it to read a field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPath(Path);
+
+impl FieldPath {
+    /// Parses a path.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty or malformed path.
+    pub fn parse(text: &str) -> Result<FieldPath> {
+        parse_path(text).map(FieldPath)
+    }
+
+    /// The field's value in a chunk's (or its document's) metadata.
+    pub fn resolve<'v>(&self, chunk: &'v Value, document: &'v Value) -> Option<&'v Value> {
+        self.0.resolve(chunk, document)
+    }
+}
+
 impl Node {
     fn matches(&self, chunk: &Value, document: &Value) -> bool {
         match self {

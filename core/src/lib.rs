@@ -47,7 +47,9 @@ pub mod filter;
 pub mod index;
 pub mod kernels;
 mod model;
+pub mod rank;
 pub mod storage;
+pub mod text;
 
 pub use command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 pub use engine::{Engine, LibraryState};

@@ -1,5 +1,6 @@
 //! The data model: libraries, documents and chunks.
 
+use crate::text::TextConfig;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -370,6 +371,31 @@ pub struct LibraryConfig {
     pub index: IndexConfig,
     /// Fixed at creation.
     pub quantization: QuantizationConfig,
+    /// Text analysis and BM25 parameters. Fixed at creation.
+    pub text: TextConfig,
+}
+
+/// [`LibraryConfig`] as formats v1 stored it (before text analysis existed).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub(crate) struct LibraryConfigV1 {
+    name: String,
+    dimension: u32,
+    metric: Metric,
+    index: IndexConfig,
+    quantization: QuantizationConfig,
+}
+
+impl From<LibraryConfigV1> for LibraryConfig {
+    fn from(v1: LibraryConfigV1) -> Self {
+        LibraryConfig {
+            name: v1.name,
+            dimension: v1.dimension,
+            metric: v1.metric,
+            index: v1.index,
+            quantization: v1.quantization,
+            text: TextConfig::default(),
+        }
+    }
 }
 
 /// Arbitrary JSON metadata. In JSON it is the value itself; in the binary formats

@@ -70,6 +70,7 @@ fn build(index: IndexConfig, docs: usize, deleted: usize) -> (Engine, Vec<WalRec
         metric: Metric::Cosine,
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
+        text: arrwdb_core::api::TextConfig::default(),
     };
     run(&mut engine, &mut log, Command::CreateLibrary(config));
     let mut rng = Rng(SEED);

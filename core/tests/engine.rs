@@ -316,7 +316,7 @@ fn bad_input_is_refused_with_the_message_clients_see() {
     }
     assert_eq!(message(engine.prepare(stolen)).0, ErrorKind::Conflict);
 
-    // Searches: k, dimension, non-finite, unsupported modes.
+    // Searches: k, dimension, non-finite, a mode without its inputs.
     assert!(search(&engine, vec![1.0, 0.0, 0.0], 0).is_err());
     assert_eq!(
         search(&engine, vec![1.0, 0.0], 3)
@@ -324,15 +324,17 @@ fn bad_input_is_refused_with_the_message_clients_see() {
             .to_string(),
         "wrong vector dimension: expected 3, got 2"
     );
-    let keyword: SearchRequest =
-        serde_json::from_str(r#"{"text":"hello","mode":"keyword"}"#).expect("parses");
+    // `text` alone in vector mode: no embedding provider, so a clear 400.
+    let text_only: SearchRequest =
+        serde_json::from_str(r#"{"text":"hello","mode":"vector"}"#).expect("parses");
     let err = engine
         .query(&Query::Search {
             library: "lib".into(),
-            request: keyword,
+            request: text_only,
         })
-        .expect_err("unsupported");
+        .expect_err("no provider");
     assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(err.to_string().contains("no embedding provider"), "{err}");
 
     // JSON: syntax errors and shape errors are both client errors.
     let e = api::from_json::<UpsertDocumentRequest>(b"{\"chunks\": [").expect_err("syntax");

@@ -169,6 +169,7 @@ fn create(engine: &mut Engine, quantization: QuantizationConfig) {
         metric: Metric::Cosine,
         index: IndexConfig::Flat,
         quantization,
+        text: arrwdb_core::api::TextConfig::default(),
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))

@@ -163,6 +163,7 @@ fn main() {
             metric: Metric::Dot,
             index,
             quantization: arrwdb_core::api::QuantizationConfig::None,
+            text: arrwdb_core::api::TextConfig::default(),
         };
         let record = match engine.prepare(Command::CreateLibrary(config)) {
             Ok(record) => record,

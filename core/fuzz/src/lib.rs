@@ -25,6 +25,7 @@ pub fn configs() -> Vec<LibraryConfig> {
         metric,
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
+        text: arrwdb_core::api::TextConfig::default(),
     };
     vec![
         config("flat", Metric::Cosine, IndexConfig::Flat),

@@ -64,6 +64,7 @@ pub fn load(index: IndexConfig, metric: Metric, n: usize) -> (Engine, Vec<Vec<f3
         metric,
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
+        text: arrwdb_core::api::TextConfig::default(),
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))
