@@ -25,7 +25,7 @@ use arrwdb_core::{
 use serde_json::{Value, json};
 use support::{DIM, dataset_dir, fvecs, search_ids};
 
-const SEED: u64 = 0x5eed_b25;
+const SEED: u64 = 0x05ee_db25;
 const SAMPLES: usize = 200;
 /// Per-dimension noise on unit-norm 384-d embeddings (noise norm ≈ σ·√384).
 const SIGMA: f32 = 0.21;

@@ -56,7 +56,10 @@ impl bindings::Guest for EngineComponent {
 
     fn query(request: Vec<u8>) -> Result<Vec<u8>, WitError> {
         run(|engine| {
-            let query: Query = codec::from_bytes("query", &request)?;
+            let mut query: Query = codec::from_bytes("query", &request)?;
+            if let Query::Search { request, .. } = &mut query {
+                request.now.get_or_insert_with(crate::unix_ms);
+            }
             codec::to_bytes(&engine.query(&query)?)
         })
     }

@@ -315,7 +315,8 @@ fn delete_document(library: &str, document: String) -> Reply {
 
 fn search(library: &str, body: &[u8]) -> Reply {
     let started = Instant::now();
-    let request = api::from_json::<api::SearchRequest>(body)?;
+    let mut request = api::from_json::<api::SearchRequest>(body)?;
+    request.now.get_or_insert_with(crate::unix_ms);
     let store = DirStore::open()?;
     let engine = load(&store, library)?;
     match engine.query(&Query::Search {

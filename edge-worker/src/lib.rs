@@ -29,3 +29,11 @@ mod handler {
         Ok(super::http::handle(&request))
     }
 }
+
+/// Milliseconds since 1970 from the runtime's clock (`wasi:clocks` in the component),
+/// for searches that rank by recency and did not say what time it is.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

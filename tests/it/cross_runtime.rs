@@ -5,7 +5,9 @@
 //! chunk ids in the same order with bit-identical scores: the distance kernels reduce
 //! in a fixed order (core/src/kernels.rs), so native x86-64 and wasm32 round alike, and
 //! every index is deterministic, so the same log builds the same HNSW graph everywhere.
-//! The scenario runs twice: exact search, and HNSW with a metadata filter. Then a
+//! The scenario runs four times: exact search, HNSW with a metadata filter, keyword
+//! (BM25 with stemming, folding and stop words, filtered) and hybrid search (linear
+//! z-score fusion, then recency, position and MMR rerankers at a fixed `now`). Then a
 //! snapshot exported by the host must load in Node and answer identically.
 
 use std::process::{Command, Stdio};
@@ -31,35 +33,90 @@ type Ranking = Vec<(String, String, f32)>;
 struct Scenario {
     library: &'static str,
     index: Value,
+    /// The library's text settings.
+    text: Option<Value>,
     filter: Option<Value>,
+    /// `vector`, `keyword` or `hybrid`: what each search sends.
+    mode: &'static str,
+    /// Merged into every search request.
+    extra: Option<Value>,
 }
+
+/// A query: its vector and its text (queries.jsonl).
+type QueryInput = (Vec<f32>, String);
 
 impl Scenario {
     fn create_request(&self) -> Value {
-        json!({"name": self.library, "dimension": dataset::DIM, "metric": "cosine", "index": self.index})
+        let mut body = json!({"name": self.library, "dimension": dataset::DIM, "metric": "cosine", "index": self.index});
+        if let Some(text) = &self.text {
+            body["text"] = text.clone();
+        }
+        body
     }
 
-    fn search_request(&self, vector: &[f32]) -> Value {
-        let mut body = json!({"vector": vector, "k": K});
+    fn search_request(&self, (vector, text): &QueryInput) -> Value {
+        let mut body = json!({"k": K});
+        if self.mode != "keyword" {
+            body["vector"] = json!(vector);
+        }
+        if self.mode != "vector" {
+            body["text"] = json!(text);
+        }
         if let Some(filter) = &self.filter {
             body["filter"] = filter.clone();
+        }
+        if let Some(Value::Object(extra)) = &self.extra {
+            for (key, value) in extra {
+                body[key] = value.clone();
+            }
         }
         body
     }
 }
 
-fn scenarios() -> [Scenario; 2] {
+fn scenarios() -> [Scenario; 4] {
+    let plain = |library, index, filter| Scenario {
+        library,
+        index,
+        text: None,
+        filter,
+        mode: "vector",
+        extra: None,
+    };
     [
+        plain("crossrt", json!({"type": "flat"}), None),
+        plain(
+            "crossrt_hnsw",
+            json!({"type": "hnsw", "m": 8, "ef_construction": 64}),
+            // ~50% of the rows: searched through the graph, not the exact fallback.
+            Some(json!({"year": {"$gte": 2025}})),
+        ),
         Scenario {
-            library: "crossrt",
+            library: "crossrt_keyword",
             index: json!({"type": "flat"}),
-            filter: None,
+            text: Some(
+                json!({"stemmer": "english", "stop_words": "english", "ascii_folding": true}),
+            ),
+            filter: Some(json!({"year": {"$gte": 2020}})),
+            mode: "keyword",
+            extra: None,
         },
         Scenario {
-            library: "crossrt_hnsw",
+            library: "crossrt_hybrid",
             index: json!({"type": "hnsw", "m": 8, "ef_construction": 64}),
-            // ~50% of the rows: searched through the graph, not the exact fallback.
-            filter: Some(json!({"year": {"$gte": 2025}})),
+            text: Some(json!({"stemmer": "english", "k1": 1.5, "b": 0.6})),
+            filter: None,
+            mode: "hybrid",
+            extra: Some(json!({
+                "candidates": 50,
+                "fusion": {"method": "linear", "normalization": "z_score", "weights": {"vector": 0.7, "keyword": 0.3}},
+                "rerank": [
+                    {"type": "recency", "field": "month", "half_life_days": 365, "weight": 0.1},
+                    {"type": "position", "weight": 0.05},
+                    {"type": "mmr", "lambda": 0.8}
+                ],
+                "now": 1_798_761_600_000i64
+            })),
         },
     ]
 }
@@ -84,7 +141,7 @@ fn rankings_from_json(replies: &[Value]) -> Vec<Ranking> {
         .collect()
 }
 
-fn native(scenario: &Scenario, docs: &[Value], queries: &[Vec<f32>]) -> Vec<Ranking> {
+fn native(scenario: &Scenario, docs: &[Value], queries: &[QueryInput]) -> Vec<Ranking> {
     let library = scenario.library;
     let mut engine = Engine::new();
     let config = serde_json::from_value::<api::CreateLibraryRequest>(scenario.create_request())
@@ -145,7 +202,15 @@ fn node(scenario: &Scenario, snapshot: Option<&std::path::Path>) -> Vec<Ranking>
         .arg(scenario.library)
         .arg("--index")
         .arg(scenario.index.to_string())
+        .arg("--mode")
+        .arg(scenario.mode)
         .stderr(Stdio::inherit());
+    if let Some(text) = &scenario.text {
+        command.arg("--text-config").arg(text.to_string());
+    }
+    if let Some(extra) = &scenario.extra {
+        command.arg("--extra").arg(extra.to_string());
+    }
     if let Some(filter) = &scenario.filter {
         command.arg("--filter").arg(filter.to_string());
     }
@@ -167,7 +232,7 @@ fn over_http(
     http: &Http,
     scenario: &Scenario,
     docs: &[Value],
-    queries: &[Vec<f32>],
+    queries: &[QueryInput],
 ) -> Vec<Ranking> {
     let library = scenario.library;
     let (status, body) = http.post("/v1/libraries", &scenario.create_request());
@@ -227,8 +292,8 @@ fn assert_same(reference: &[Ranking], other: &[Ranking], runtime: &str) {
 }
 
 /// The flat scenario's native answer is the exact top-k (checked in f64).
-fn assert_exact(docs: &[Value], queries: &[Vec<f32>], reference: &[Ranking]) {
-    for (q, ranking) in queries.iter().zip(reference) {
+fn assert_exact(docs: &[Value], queries: &[QueryInput], reference: &[Ranking]) {
+    for ((q, _), ranking) in queries.iter().zip(reference) {
         let mut exact: Vec<f64> = docs
             .iter()
             .map(|d| {
@@ -258,7 +323,12 @@ fn assert_exact(docs: &[Value], queries: &[Vec<f32>], reference: &[Ranking]) {
 #[test]
 fn four_runtimes_rank_identically() {
     let docs = dataset::documents(DOCS);
-    let queries = dataset::fvecs("queries.fvecs", QUERIES);
+    let texts = dataset::jsonl("queries.jsonl", QUERIES);
+    let queries: Vec<QueryInput> = dataset::fvecs("queries.fvecs", QUERIES)
+        .into_iter()
+        .zip(&texts)
+        .map(|(v, t)| (v, t["text"].as_str().expect("query text").to_owned()))
+        .collect();
     let scenarios = scenarios();
     let references: Vec<Vec<Ranking>> = scenarios
         .iter()
@@ -270,6 +340,15 @@ fn four_runtimes_rank_identically() {
         .iter()
         .map(|d| d["metadata"]["year"].as_i64().unwrap_or(0))
         .collect();
+    // Keyword and hybrid searches find something for most queries.
+    for (scenario, reference) in scenarios.iter().zip(&references).skip(2) {
+        let answered = reference.iter().filter(|r| !r.is_empty()).count();
+        assert!(
+            answered >= QUERIES / 2,
+            "{}: only {answered} of {QUERIES} queries have hits",
+            scenario.library
+        );
+    }
     for ranking in &references[1] {
         assert_eq!(ranking.len(), K as usize);
         for hit in ranking {

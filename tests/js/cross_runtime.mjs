@@ -4,14 +4,18 @@
 //
 //   node tests/js/cross_runtime.mjs --pkg wasm/pkg --dataset ../shared/datasets/pypi-minilm \
 //        --docs 2000 --queries 50 [--snapshot FILE] [--export-snapshot FILE]
-//        [--library NAME] [--index JSON] [--filter JSON]
+//        [--library NAME] [--index JSON] [--text-config JSON] [--filter JSON]
+//        [--mode vector|keyword|hybrid] [--extra JSON]
 //
 // Without --snapshot it creates library NAME (default "crossrt"; 384-d, cosine, index
 // JSON, default {"type":"flat"}) and upserts the
 // first N lines of docs.jsonl, one document per line in file order, each with the
 // matching row of base.fvecs as a Float32Array. With --snapshot it imports that file
 // instead (it must hold a library named NAME). --filter adds a metadata filter to
-// every search. --export-snapshot writes the loaded
+// every search. --mode picks what a search sends: the query's vector (default), its
+// text from queries.jsonl, or both; --extra is merged into every search request
+// (fusion, rerankers, now). --text-config sets the library's text analysis.
+// --export-snapshot writes the loaded
 // library's snapshot, so the other runtimes can load what the browser engine built.
 //
 // Output: an array with one entry per query (the first Q rows of queries.fvecs, k = 10),
@@ -38,6 +42,9 @@ const { values: args } = parseArgs({
     library: { type: "string" },
     index: { type: "string" },
     filter: { type: "string" },
+    "text-config": { type: "string" },
+    mode: { type: "string" },
+    extra: { type: "string" },
   },
   strict: true,
 });
@@ -107,6 +114,10 @@ async function readJsonLines(file, n) {
 const LIBRARY = args.library ?? "crossrt";
 const INDEX = args.index === undefined ? { type: "flat" } : JSON.parse(args.index);
 const FILTER = args.filter === undefined ? undefined : JSON.parse(args.filter);
+const TEXT_CONFIG = args["text-config"] === undefined ? undefined : JSON.parse(args["text-config"]);
+const MODE = args.mode ?? "vector";
+if (!["vector", "keyword", "hybrid"].includes(MODE)) fail(`unknown --mode ${MODE}`);
+const EXTRA = args.extra === undefined ? {} : JSON.parse(args.extra);
 
 const { default: init, Database } = await importPackage(args.pkg);
 await init();
@@ -116,7 +127,13 @@ if (args.snapshot !== undefined) {
   const name = db.importSnapshot(await readFile(args.snapshot));
   if (name !== LIBRARY) fail(`snapshot holds library \`${name}\`, expected \`${LIBRARY}\``);
 } else {
-  db.createLibrary({ name: LIBRARY, dimension: DIMENSION, metric: "cosine", index: INDEX });
+  db.createLibrary({
+    name: LIBRARY,
+    dimension: DIMENSION,
+    metric: "cosine",
+    index: INDEX,
+    ...(TEXT_CONFIG === undefined ? {} : { text: TEXT_CONFIG }),
+  });
   const [docs, vectors] = await Promise.all([
     readJsonLines(path.join(args.dataset, "docs.jsonl"), docCount),
     readFvecs(path.join(args.dataset, "base.fvecs"), docCount),
@@ -134,11 +151,20 @@ if (args["export-snapshot"] !== undefined) {
 }
 
 const queries = await readFvecs(path.join(args.dataset, "queries.fvecs"), queryCount);
-const results = queries.map((vector) =>
-  db.search(LIBRARY, { vector, k: K, include: [], ...(FILTER === undefined ? {} : { filter: FILTER }) }).hits.map(({ chunk_id, document_id, score }) => ({
+const texts = (await readJsonLines(path.join(args.dataset, "queries.jsonl"), queryCount)).map((q) => q.text);
+const results = queries.map((vector, i) => {
+  const request = {
+    k: K,
+    include: [],
+    ...(MODE === "keyword" ? {} : { vector }),
+    ...(MODE === "vector" ? {} : { text: texts[i] }),
+    ...(FILTER === undefined ? {} : { filter: FILTER }),
+    ...EXTRA,
+  };
+  return db.search(LIBRARY, request).hits.map(({ chunk_id, document_id, score }) => ({
     chunk_id,
     document_id,
     score,
-  })),
-);
+  }));
+});
 process.stdout.write(`${JSON.stringify(results)}\n`);
