@@ -1,16 +1,24 @@
-//! `codec::decode_wal_segment` on arbitrary bytes; decoded records must re-encode,
+//! `codec::decode_wal_segment` and `decode_wal_segment_prefix` on arbitrary bytes
+//! (the two must agree); decoded records must re-encode,
 //! and applying them to an engine (then using the libraries) must not panic.
 #![no_main]
 
 use arrwdb_core::Engine;
-use arrwdb_core::codec::{decode_wal_segment, encode_wal_segment};
-use arrwdb_core_fuzz::{exercise, with_valid_crc};
+use arrwdb_core::codec::{decode_wal_segment, decode_wal_segment_prefix, encode_wal_segment};
+use arrwdb_core_fuzz::{exercise, with_valid_wal_crcs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // The lenient decoder never panics, and agrees with the strict one: all records
+    // and no error exactly when the strict decoder succeeds.
+    let (prefix, error) = decode_wal_segment_prefix(data);
+    match decode_wal_segment(data) {
+        Ok(all) => assert!(error.is_none() && prefix == all, "decoders disagree"),
+        Err(_) => assert!(error.is_some(), "the lenient decoder missed an error"),
+    }
     let records = match decode_wal_segment(data) {
         Ok(records) => records,
-        Err(_) => match with_valid_crc(data).map(|fixed| decode_wal_segment(&fixed)) {
+        Err(_) => match with_valid_wal_crcs(data).map(|fixed| decode_wal_segment(&fixed)) {
             Some(Ok(records)) => records,
             _ => return,
         },

@@ -150,6 +150,28 @@ pub fn with_valid_crc(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `bytes` with every checksum of a v2 WAL segment made valid (each record's, where
+/// its length fits, then the footer's), so the fuzzer reaches the record decoder.
+pub fn with_valid_wal_crcs(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() < 14 || bytes.get(..6) != Some(b"ARWL\x02\x00".as_slice()) {
+        return with_valid_crc(bytes);
+    }
+    let mut out = bytes.to_vec();
+    let end = out.len() - 4;
+    let mut at = 10;
+    while at + 8 <= end {
+        let len = u32::from_le_bytes(out[at..at + 4].try_into().ok()?) as usize;
+        let start = at + 8;
+        let Some(stop) = start.checked_add(len).filter(|&s| s <= end) else {
+            break;
+        };
+        let crc = crc32fast::hash(&out[start..stop]).to_le_bytes();
+        out[at + 4..at + 8].copy_from_slice(&crc);
+        at = stop;
+    }
+    with_valid_crc(&out)
+}
+
 /// Uses a library that came from outside bytes: searches (plain, filtered, with every
 /// include), replaces and deletes a document, and checks that its snapshot restores
 /// and re-encodes to the same bytes. Errors are fine; panics are the bug.
@@ -174,6 +196,20 @@ pub fn exercise(engine: &mut Engine, library: &str) {
     search(engine, None, 5);
     search(engine, Some(json!({"year": {"$gte": 2010}})), 3);
     search(engine, Some(json!({"tags": "t1"})), 100);
+    // Keyword and hybrid searches walk the text index a decoded snapshot or log built.
+    for body in [
+        json!({"text": "chunk doc text", "k": 5}),
+        json!({"text": "chunk", "vector": vector(98, dim), "k": 4,
+               "fusion": {"method": "linear", "normalization": "z_score"},
+               "rerank": [{"type": "position"}, {"type": "length"}, {"type": "mmr"}]}),
+    ] {
+        if let Ok(request) = serde_json::from_value::<SearchRequest>(body) {
+            let _ = engine.query(&Query::Search {
+                library: library.into(),
+                request,
+            });
+        }
+    }
     let _ = engine.query(&Query::GetLibrary {
         library: library.into(),
     });
