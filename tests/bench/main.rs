@@ -4,7 +4,15 @@
 //! library's snapshot size divided by its vectors). `cargo xtask bench` runs it beside
 //! the peers (tests/bench/peers.py) on the same data and prints the ratios.
 //!
-//! Usage: `arrwdb-bench --dataset DIR [--n 100000] [--queries 1000] [--only flat,hnsw]`
+//! The `keyword` and `hybrid` rows index the dataset's texts (BM25, default text
+//! settings) beside the vectors and run the query texts of queries.jsonl: keyword alone,
+//! and hybrid (the query vector plus its text, RRF). Their recall@10 is measured
+//! against the dense (vector) ground truth, so it says how much a keyword or hybrid
+//! answer agrees with semantic neighbours, not how "correct" BM25 is; their latency
+//! percentiles are printed too.
+//!
+//! Usage: `arrwdb-bench --dataset DIR [--n 100000] [--queries 1000]
+//! [--only flat,hnsw,keyword]`
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -142,6 +150,111 @@ fn configs() -> Vec<(
     ]
 }
 
+/// `docs.jsonl` texts of the first `n` rows.
+fn texts(path: &Path, n: usize) -> Vec<String> {
+    use std::io::BufRead as _;
+    std::io::BufReader::new(File::open(path).expect("open jsonl"))
+        .lines()
+        .take(n)
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
+            v["text"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+/// Keyword and hybrid search over the dataset's texts: one row each.
+fn text_search(args: &Args, base: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Vec<u32>]) {
+    let docs = texts(&args.dataset.join("docs.jsonl"), args.n);
+    let query_texts = texts(&args.dataset.join("queries.jsonl"), queries.len());
+    let mut engine = Engine::new();
+    let config = LibraryConfig {
+        name: "bench".into(),
+        dimension: base[0].len() as u32,
+        metric: Metric::Dot,
+        index: IndexConfig::Hnsw(arrwdb_core::HnswParams::default()),
+        quantization: arrwdb_core::api::QuantizationConfig::None,
+        text: arrwdb_core::api::TextConfig::default(),
+    };
+    let record = engine
+        .prepare(Command::CreateLibrary(config))
+        .expect("create");
+    engine.apply(&record).expect("create library");
+    let started = Instant::now();
+    for (i, (v, text)) in base.iter().zip(&docs).enumerate() {
+        let document = DocumentData {
+            id: i.to_string(),
+            metadata: Metadata::default(),
+            chunks: vec![ChunkData {
+                id: i.to_string(),
+                text: text.clone(),
+                embedding: v.clone(),
+                metadata: Metadata::default(),
+            }],
+        };
+        let record = engine
+            .prepare(Command::UpsertDocument {
+                library: "bench".into(),
+                document,
+            })
+            .expect("prepare");
+        engine.apply(&record).expect("apply");
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let bytes = engine.snapshot("bench").expect("snapshot").len();
+    for mode in ["keyword", "hybrid"] {
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut found = Vec::with_capacity(queries.len());
+        let started = Instant::now();
+        for (q, text) in queries.iter().zip(&query_texts) {
+            let body = if mode == "keyword" {
+                json!({"text": text, "k": K, "include": []})
+            } else {
+                json!({"vector": q, "text": text, "k": K, "include": []})
+            };
+            let request: SearchRequest = serde_json::from_value(body).expect("request");
+            let one = Instant::now();
+            let QueryResponse::Search(response) = engine
+                .query(&Query::Search {
+                    library: "bench".into(),
+                    request,
+                })
+                .expect("search")
+            else {
+                panic!("unexpected response");
+            };
+            latencies.push(one.elapsed().as_secs_f64() * 1e3);
+            found.push(
+                response
+                    .hits
+                    .into_iter()
+                    .map(|h| h.chunk_id.parse::<u32>().expect("numeric id"))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+        let hits: usize = found
+            .iter()
+            .zip(truth)
+            .map(|(f, t)| f.iter().filter(|id| t.contains(id)).count())
+            .sum();
+        let line = json!({
+            "engine": "arrwdb", "index": mode, "build": "bm25 k1=1.2 b=0.75 + hnsw",
+            "search": if mode == "keyword" { "text" } else { "vector+text rrf" },
+            "n": args.n, "build_s": build_s, "qps": queries.len() as f64 / seconds,
+            "recall10": hits as f64 / (truth.len() * K) as f64,
+            "bytes_per_vector": bytes as f64 / args.n as f64,
+            "p50_ms": percentile(0.5), "p99_ms": percentile(0.99),
+        });
+        #[allow(clippy::print_stdout)] // the benchmark's output
+        {
+            println!("{line}");
+        }
+    }
+}
+
 fn main() {
     let args = args();
     let base = fvecs(&args.dataset.join("base.fvecs"), args.n);
@@ -242,5 +355,12 @@ fn main() {
                 println!("{line}");
             }
         }
+    }
+    if args
+        .only
+        .as_ref()
+        .is_none_or(|only| only.iter().any(|o| o == "keyword" || o == "hybrid"))
+    {
+        text_search(&args, &base, &queries, &truth);
     }
 }
