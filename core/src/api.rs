@@ -29,6 +29,12 @@ pub const MAX_LIBRARY_NAME: usize = 64;
 pub const MAX_ID_BYTES: usize = 512;
 /// Longest accepted chunk text, in UTF-8 bytes (64 KiB).
 pub const MAX_CHUNK_TEXT_BYTES: usize = 64 * 1024;
+/// Most documents in one batch upsert.
+pub const MAX_BATCH_DOCUMENTS: usize = 10_000;
+/// Most documents in one page of a document listing.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+/// Documents in a page of a listing when the request does not say.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
 
 /// Parses a JSON request body. Syntax errors are reported as malformed JSON, well-formed
 /// JSON of the wrong shape as an invalid request; both are client errors (400).
@@ -251,6 +257,69 @@ pub struct UpsertResponse {
 #[serde(deny_unknown_fields)]
 pub struct BatchUpsertRequest {
     pub documents: Vec<UpsertDocumentRequest>,
+}
+
+impl BatchUpsertRequest {
+    /// Checks the batch size.
+    ///
+    /// # Errors
+    /// `Invalid` for an empty batch or one over [`MAX_BATCH_DOCUMENTS`].
+    pub fn validate(&self) -> Result<()> {
+        let n = self.documents.len();
+        if n == 0 || n > MAX_BATCH_DOCUMENTS {
+            return Err(Error::invalid(format!(
+                "a batch holds 1 to {MAX_BATCH_DOCUMENTS} documents, got {n}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// `GET /v1/libraries/{lib}/documents`: one page of documents in id order. `cursor` is
+/// the `next_cursor` of the previous page; `filter` keeps the documents with at least
+/// one matching chunk (chunk metadata first, then the document's, as in search).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListDocumentsRequest {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub filter: Option<Metadata>,
+}
+
+/// A document in a listing: its id, metadata and number of chunks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentSummary {
+    pub id: String,
+    pub metadata: Metadata,
+    pub chunks: u32,
+}
+
+/// One page of a document listing. `next_cursor` is absent on the last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/libraries/{lib}/documents/delete`: delete the listed documents, or every
+/// document with a chunk matching `filter` (exactly one of the two).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDocumentsRequest {
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub filter: Option<Metadata>,
+}
+
+/// What a bulk delete removed (ids that did not exist are not listed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteDocumentsResponse {
+    pub deleted: u64,
+    pub ids: Vec<String>,
 }
 
 /// One document's result in a batch: either its ids or its error.

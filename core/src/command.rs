@@ -5,9 +5,11 @@ use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    DocumentResponse, LibraryInfo, LibraryList, SearchRequest, SearchResponse, UpsertResponse,
+    DeleteDocumentsRequest, DocumentList, DocumentResponse, LibraryInfo, LibraryList,
+    ListDocumentsRequest, SearchRequest, SearchResponse, UpsertResponse,
 };
 use crate::model::{DocumentData, IndexConfig, LibraryConfig, LibraryConfigV1};
+use alloc::vec::Vec;
 
 /// A mutation request. [`crate::Engine::prepare`] validates it into a [`WalRecord`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,11 @@ pub enum Command {
     Optimize {
         library: String,
     },
+    /// Delete documents by id or by filter; `prepare` resolves them to ids.
+    DeleteDocuments {
+        library: String,
+        request: DeleteDocumentsRequest,
+    },
 }
 
 impl Command {
@@ -47,7 +54,8 @@ impl Command {
             | Command::UpsertDocument { library, .. }
             | Command::DeleteDocument { library, .. }
             | Command::RebuildIndex { library, .. }
-            | Command::Optimize { library } => library,
+            | Command::Optimize { library }
+            | Command::DeleteDocuments { library, .. } => library,
         }
     }
 }
@@ -75,6 +83,10 @@ pub enum WalOp {
     RebuildIndex(IndexConfig),
     /// Compact tombstones (see [`Command::Optimize`]).
     Optimize,
+    /// Delete these documents (sorted, resolved when the command was prepared).
+    DeleteDocuments {
+        ids: Vec<String>,
+    },
 }
 
 /// [`WalRecord`] as WAL format v1 stored it.
@@ -123,6 +135,7 @@ pub enum Outcome {
     DocumentDeleted { library: String, id: String },
     IndexRebuilt(LibraryInfo),
     Optimized(LibraryInfo),
+    DocumentsDeleted { library: String, ids: Vec<String> },
 }
 
 /// A read-only request.
@@ -143,6 +156,10 @@ pub enum Query {
         library: String,
         request: SearchRequest,
     },
+    ListDocuments {
+        library: String,
+        request: ListDocumentsRequest,
+    },
 }
 
 /// The answer to a [`Query`], one variant per query kind.
@@ -152,4 +169,5 @@ pub enum QueryResponse {
     Library(LibraryInfo),
     Document(DocumentResponse),
     Search(SearchResponse),
+    Documents(DocumentList),
 }

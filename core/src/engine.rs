@@ -154,6 +154,11 @@ impl Engine {
                 (lib.seq + 1, WalOp::RebuildIndex(index))
             }
             Command::Optimize { .. } => (self.get(&library)?.seq + 1, WalOp::Optimize),
+            Command::DeleteDocuments { request, .. } => {
+                let lib = self.get(&library)?;
+                let ids = lib.resolve_deletes(&request)?;
+                (lib.seq + 1, WalOp::DeleteDocuments { ids })
+            }
         };
         Ok(WalRecord { library, seq, op })
     }
@@ -223,6 +228,22 @@ impl Engine {
                 lib.seq = record.seq;
                 return Ok(Outcome::Optimized(lib.info()));
             }
+            WalOp::DeleteDocuments { ids } => {
+                // Ids that are gone already (a log is outside input) are skipped: the
+                // outcome lists what this record deleted.
+                let deleted: Vec<String> = ids
+                    .iter()
+                    .filter(|id| lib.documents.contains_key(id.as_str()))
+                    .cloned()
+                    .collect();
+                for id in &deleted {
+                    lib.remove_document(id);
+                }
+                Outcome::DocumentsDeleted {
+                    library: name.clone(),
+                    ids: deleted,
+                }
+            }
         };
         lib.seq = record.seq;
         Ok(outcome)
@@ -243,6 +264,9 @@ impl Engine {
             }
             Query::Search { library, request } => {
                 QueryResponse::Search(self.get(library)?.search(request)?)
+            }
+            Query::ListDocuments { library, request } => {
+                QueryResponse::Documents(self.get(library)?.list_documents(request)?)
             }
         })
     }
@@ -578,6 +602,98 @@ impl LibraryState {
                 self.index.remove(&self.vectors, slot);
             }
         }
+    }
+
+    /// Whether any chunk of `document` (with the document's metadata) matches.
+    fn document_matches(&self, document: &StoredDocument, filter: &Filter) -> bool {
+        document.slots.iter().any(|&slot| {
+            self.chunk(slot)
+                .is_some_and(|c| filter.matches(&c.metadata.0, &document.metadata.0))
+        })
+    }
+
+    /// The documents a bulk delete names: the listed ids that exist, or every document
+    /// with a matching chunk; sorted.
+    fn resolve_deletes(&self, request: &api::DeleteDocumentsRequest) -> Result<Vec<String>> {
+        match (&request.ids, &request.filter) {
+            (Some(ids), None) => {
+                if ids.len() > api::MAX_BATCH_DOCUMENTS {
+                    return Err(Error::invalid(format!(
+                        "at most {} ids per delete, got {}",
+                        api::MAX_BATCH_DOCUMENTS,
+                        ids.len()
+                    )));
+                }
+                for id in ids {
+                    api::validate_id("document", id)?;
+                }
+                let set: BTreeSet<&String> = ids
+                    .iter()
+                    .filter(|id| self.documents.contains_key(id.as_str()))
+                    .collect();
+                Ok(set.into_iter().cloned().collect())
+            }
+            (None, Some(filter)) => {
+                let filter = Filter::parse(&filter.0)?;
+                Ok(self
+                    .documents
+                    .iter()
+                    .filter(|(_, d)| self.document_matches(d, &filter))
+                    .map(|(id, _)| id.clone())
+                    .collect())
+            }
+            _ => Err(Error::invalid(
+                "a bulk delete takes exactly one of `ids` and `filter`",
+            )),
+        }
+    }
+
+    /// One page of documents in id order, after `cursor`.
+    fn list_documents(&self, request: &api::ListDocumentsRequest) -> Result<api::DocumentList> {
+        let limit = request.limit.unwrap_or(api::DEFAULT_LIST_LIMIT);
+        if limit == 0 || limit > api::MAX_LIST_LIMIT {
+            return Err(Error::invalid(format!(
+                "limit must be between 1 and {}, got {limit}",
+                api::MAX_LIST_LIMIT
+            )));
+        }
+        let filter = request
+            .filter
+            .as_ref()
+            .map(|f| Filter::parse(&f.0))
+            .transpose()?;
+        let after = match &request.cursor {
+            Some(cursor) => core::ops::Bound::Excluded(cursor.clone()),
+            None => core::ops::Bound::Unbounded,
+        };
+        let mut documents = Vec::new();
+        let mut next_cursor = None;
+        for (id, doc) in self
+            .documents
+            .range::<String, _>((after, core::ops::Bound::Unbounded))
+        {
+            if filter
+                .as_ref()
+                .is_some_and(|f| !self.document_matches(doc, f))
+            {
+                continue;
+            }
+            if documents.len() == limit as usize {
+                next_cursor = documents
+                    .last()
+                    .map(|d: &api::DocumentSummary| d.id.clone());
+                break;
+            }
+            documents.push(api::DocumentSummary {
+                id: id.clone(),
+                metadata: doc.metadata.clone(),
+                chunks: doc.slots.len() as u32,
+            });
+        }
+        Ok(api::DocumentList {
+            documents,
+            next_cursor,
+        })
     }
 
     fn document_response(&self, id: &str) -> Result<DocumentResponse> {

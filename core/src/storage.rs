@@ -318,6 +318,34 @@ mod tests {
         assert!(Manifest::from_json(&[0xff, 0]).is_err());
     }
 
+    proptest::proptest! {
+        /// The manifest decoder reads outside bytes: it never panics, and whatever it
+        /// accepts is consistent and encodes back to an equal manifest.
+        #[test]
+        fn manifest_decoder_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Ok(m) = Manifest::from_json(&bytes) {
+                proptest::prop_assert_eq!(m.wal_start, m.snapshot.map_or(1, |s| s.saturating_add(1)));
+                let again = Manifest::from_json(&m.to_json().expect("encode")).expect("decode");
+                proptest::prop_assert_eq!(again, m);
+            }
+        }
+
+        #[test]
+        fn manifests_round_trip(epoch in 0u64..u64::MAX, snapshot in proptest::option::of(0u64..u64::MAX - 1), writer in ".{0,40}", created in proptest::prelude::any::<u64>()) {
+            let m = Manifest {
+                version: MANIFEST_VERSION,
+                library: "l".into(),
+                epoch,
+                writer,
+                snapshot,
+                wal_start: snapshot.map_or(1, |s| s + 1),
+                next_seq: 7,
+                created_at_ms: created,
+            };
+            proptest::prop_assert_eq!(Manifest::from_json(&m.to_json().expect("encode")).expect("decode"), m);
+        }
+    }
+
     #[test]
     fn manifest_names() {
         assert_eq!(
