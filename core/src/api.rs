@@ -13,7 +13,9 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::model::{ChunkData, DocumentData, IndexConfig, LibraryConfig, Metadata, Metric};
+use crate::model::{
+    ChunkData, DocumentData, EmbeddingConfig, IndexConfig, LibraryConfig, Metadata, Metric,
+};
 pub use crate::model::{QuantizationConfig, QuantizationParams};
 pub use crate::text::{Language, TextConfig};
 
@@ -99,6 +101,8 @@ pub struct CreateLibraryRequest {
     pub quantization: QuantizationConfig,
     #[serde(default)]
     pub text: TextConfig,
+    #[serde(default)]
+    pub embedding: Option<EmbeddingConfig>,
 }
 
 impl CreateLibraryRequest {
@@ -118,6 +122,7 @@ impl CreateLibraryRequest {
             index: self.index,
             quantization: self.quantization,
             text: self.text,
+            embedding: self.embedding,
         })
     }
 }
@@ -185,6 +190,7 @@ pub struct LibraryInfo {
     pub index: IndexConfig,
     pub quantization: QuantizationConfig,
     pub text: TextConfig,
+    pub embedding: Option<EmbeddingConfig>,
     pub documents: u64,
     pub chunks: u64,
     /// Sequence number of the last applied WAL record.

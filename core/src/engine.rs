@@ -18,7 +18,9 @@ use crate::index::{
     self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, Scored, SearchOptions, VectorStore,
 };
 use crate::kernels;
-use crate::model::{DocumentData, IndexConfig, LibraryConfig, LibraryConfigV1, Metadata, Metric};
+use crate::model::{
+    DocumentData, EmbeddingConfig, IndexConfig, LibraryConfig, LibraryConfigV1, Metadata, Metric,
+};
 use crate::rank::{self, Candidate, Fusion, Reranker};
 use crate::text::{Analyzer, TextIndex};
 
@@ -324,7 +326,11 @@ fn validate_config(config: &LibraryConfig) -> Result<()> {
         )));
     }
     config.quantization.validate()?;
-    config.text.validate()
+    config.text.validate()?;
+    config
+        .embedding
+        .as_ref()
+        .map_or(Ok(()), EmbeddingConfig::validate)
 }
 
 /// Limits that only apply to new requests (not to records already logged, which must
@@ -443,6 +449,7 @@ impl LibraryState {
             index: self.config.index.clone(),
             quantization: self.config.quantization,
             text: self.config.text,
+            embedding: self.config.embedding.clone(),
             documents: self.documents.len() as u64,
             chunks: self.live_chunks,
             seq: self.seq,

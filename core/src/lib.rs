@@ -55,6 +55,6 @@ pub use command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 pub use engine::{Engine, LibraryState};
 pub use error::{Error, ErrorKind};
 pub use model::{
-    ChunkData, DocumentData, HnswParams, IndexConfig, IvfParams, KdTreeParams, LibraryConfig,
-    LshParams, Metadata, Metric,
+    ChunkData, DocumentData, EmbeddingConfig, HnswParams, IndexConfig, IvfParams, KdTreeParams,
+    LibraryConfig, LshParams, Metadata, Metric,
 };

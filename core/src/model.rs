@@ -373,6 +373,35 @@ pub struct LibraryConfig {
     pub quantization: QuantizationConfig,
     /// Text analysis and BM25 parameters. Fixed at creation.
     pub text: TextConfig,
+    /// The embedding model whose vectors this library holds, when the server embeds
+    /// text for it. Fixed at creation, so vectors of another model are refused.
+    pub embedding: Option<EmbeddingConfig>,
+}
+
+/// Which embedding provider (configured on the server, by name) and model produce a
+/// library's vectors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    pub provider: String,
+    pub model: String,
+}
+
+impl EmbeddingConfig {
+    /// Checks the names.
+    ///
+    /// # Errors
+    /// `Invalid` for an empty or overlong (over 256 bytes) provider or model name.
+    pub fn validate(&self) -> crate::error::Result<()> {
+        for (what, value) in [("provider", &self.provider), ("model", &self.model)] {
+            if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+                return Err(crate::error::Error::invalid(alloc::format!(
+                    "embedding {what} must be 1 to 256 bytes without control characters"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// [`LibraryConfig`] as formats v1 stored it (before text analysis existed).
@@ -394,6 +423,7 @@ impl From<LibraryConfigV1> for LibraryConfig {
             index: v1.index,
             quantization: v1.quantization,
             text: TextConfig::default(),
+            embedding: None,
         }
     }
 }

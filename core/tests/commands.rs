@@ -71,6 +71,7 @@ fn build(index: IndexConfig, docs: usize, deleted: usize) -> (Engine, Vec<WalRec
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
         text: arrwdb_core::api::TextConfig::default(),
+        embedding: None,
     };
     run(&mut engine, &mut log, Command::CreateLibrary(config));
     let mut rng = Rng(SEED);

@@ -81,6 +81,7 @@ fn load(n: usize) -> (Engine, Vec<Vec<f32>>, Vec<String>) {
         index: IndexConfig::Flat,
         quantization: arrwdb_core::api::QuantizationConfig::None,
         text: TextConfig::default(),
+        embedding: None,
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))

@@ -170,6 +170,7 @@ fn create(engine: &mut Engine, quantization: QuantizationConfig) {
         index: IndexConfig::Flat,
         quantization,
         text: arrwdb_core::api::TextConfig::default(),
+        embedding: None,
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))

@@ -175,6 +175,7 @@ fn text_search(args: &Args, base: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Ve
         index: IndexConfig::Hnsw(arrwdb_core::HnswParams::default()),
         quantization: arrwdb_core::api::QuantizationConfig::None,
         text: arrwdb_core::api::TextConfig::default(),
+        embedding: None,
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))
@@ -277,6 +278,7 @@ fn main() {
             index,
             quantization: arrwdb_core::api::QuantizationConfig::None,
             text: arrwdb_core::api::TextConfig::default(),
+            embedding: None,
         };
         let record = match engine.prepare(Command::CreateLibrary(config)) {
             Ok(record) => record,

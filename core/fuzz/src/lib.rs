@@ -26,6 +26,7 @@ pub fn configs() -> Vec<LibraryConfig> {
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
         text: arrwdb_core::api::TextConfig::default(),
+        embedding: None,
     };
     vec![
         config("flat", Metric::Cosine, IndexConfig::Flat),

@@ -65,6 +65,7 @@ pub fn load(index: IndexConfig, metric: Metric, n: usize) -> (Engine, Vec<Vec<f3
         index,
         quantization: arrwdb_core::api::QuantizationConfig::None,
         text: arrwdb_core::api::TextConfig::default(),
+        embedding: None,
     };
     let record = engine
         .prepare(Command::CreateLibrary(config))
