@@ -1,5 +1,5 @@
 // The playground: a colour library held by arrwDB's wasm engine in this tab.
-import init, { Database } from "/pkg/web/arrwdb_wasm.js";
+import init, { Database } from "/pkg/web/index.js";
 
 const LIBRARY = "colors";
 

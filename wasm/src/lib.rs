@@ -1,256 +1,117 @@
-//! # arrwdb-wasm: the `arrwdb` npm package
+//! # arrwdb-wasm: the engine inside the `arrwdb` npm package
 //!
-//! This crate exists so that a browser tab or a Node process runs the *same* engine as
-//! the edge worker and the host: it is a thin wasm-bindgen adapter over
-//! [`arrwdb_core::Engine`] and adds nothing but what JavaScript needs.
+//! This crate exists so that a browser tab, a Web Worker or a Node process runs the
+//! *same* engine as the edge worker and the host. It exports one low-level class,
+//! [`RawEngine`], that the package's hand-written JavaScript (`wasm/npm/lib/`) wraps
+//! into the public `Database`, `PersistentDatabase`, `Replica` and `WorkerDatabase`
+//! classes. Everything asynchronous (IndexedDB, HTTP, workers) lives in that JavaScript;
+//! this crate stays synchronous and small.
 //!
-//! - Requests are plain JS objects of the JSON API's shapes ([`arrwdb_core::api`]), parsed
-//!   with serde-wasm-bindgen into the core's own types, so validation and defaults are
-//!   written once. Vectors may be `Float32Array`s; those are copied into wasm memory in
-//!   one `Float32Array::to_vec()` instead of being walked element by element.
-//! - Every mutation goes through [`Engine::prepare`] then [`Engine::apply`], the state
-//!   machine the other runtimes drive, so snapshots exported here load everywhere.
-//! - Responses are plain JS objects equal to `JSON.parse` of the host's HTTP bodies,
-//!   except that stored vectors come back as `Float32Array`s.
-//! - Errors are thrown as `Error`s named `ArrwdbError` whose `message` is the core
-//!   error's text (the same text the host and edge send in `{"error":{"message"}}`) and
-//!   whose `kind` is [`ErrorKind::as_str`] (`invalid`, `not_found`, `conflict`, `internal`).
+//! Key choices:
+//! - Requests and responses cross the boundary as JSON text (`JSON.stringify` in, a
+//!   `serde_json` string out, `JSON.parse` back), parsed by the core's own serde types,
+//!   so validation, defaults and error messages are the HTTP API's. Text beats walking
+//!   JS objects with serde-wasm-bindgen: these objects are small (vectors are not in
+//!   the text), it honours `deny_unknown_fields`, and it instantiates one deserializer
+//!   per type instead of two (JS value → `serde_json::Value` → type), which keeps the
+//!   `.wasm` smaller.
+//! - Vectors never go through JSON on the way in: query vectors, `Float32Array`
+//!   embeddings and batch matrices arrive as `&[f32]`, one `memcpy` into wasm memory.
+//! - Every mutation goes through [`Engine::prepare`] then [`Engine::apply`]. With
+//!   logging on, the applied [`WalRecord`]s are kept until [`RawEngine::take_log`] hands
+//!   them to JavaScript as framed WAL segments (`arrwdb_core::codec`), the format the
+//!   host writes to object storage; [`RawEngine::apply_segment`] replays them. That is
+//!   the whole persistence and replication contract between Rust and JavaScript.
+//! - Errors are thrown as `Error`s named `ArrwdbError` with a `kind`; the JavaScript
+//!   layer turns them into instances of its `ArrwdbError` class.
 //!
-//! The engine has no clock and no randomness: this adapter supplies `took_ms` from
-//! `performance.now()` and missing document ids from `crypto.randomUUID()` before the
-//! command is prepared, so the resulting WAL record replays identically anywhere.
+//! The engine has no clock and no randomness: the JavaScript layer supplies generated
+//! document ids (`crypto.randomUUID()`) and `took_ms` before and after the call.
 
-use arrwdb_core::api::{SearchRequest, UpsertDocumentRequest};
-use arrwdb_core::{Command, Engine, Error, Outcome, Query, QueryResponse};
-use js_sys::{Array, Float32Array, Object, Reflect};
+use std::collections::BTreeSet;
+
+use arrwdb_core::api::{self, SearchRequest, UpsertDocumentRequest};
+use arrwdb_core::codec;
+use arrwdb_core::{ChunkData, DocumentData, Metadata};
+use arrwdb_core::{Command, Engine, Error, Outcome, Query, QueryResponse, WalOp, WalRecord};
+use js_sys::{Array, Reflect, Uint8Array};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 
-#[wasm_bindgen(typescript_custom_section)]
-const TYPES: &'static str = r#"
-/** Any JSON value: metadata is arbitrary JSON. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
-/** How vectors are compared. Scores are always "higher is closer". */
-export type Metric = "cosine" | "dot" | "l2";
-
-/** Index kind and its parameters; missing parameters take their defaults. */
-export type IndexConfig =
-  | { type: "flat" }
-  | { type: "hnsw"; m?: number; ef_construction?: number; ef_search?: number; seed?: number }
-  | { type: "ivf"; nlist?: number; nprobe?: number; train_size?: number; pq_m?: number; seed?: number }
-  | { type: "kdtree"; leaf_size?: number }
-  | { type: "lsh"; num_tables?: number; hash_size?: number; seed?: number };
-
-/** Options of `rebuild` (the body of `POST /v1/libraries/{lib}/rebuild`). */
-export interface RebuildOptions {
-  /** The new index; the library is re-indexed over every live chunk. */
-  index: IndexConfig;
-}
-
-/** What the caller should do about an error: fix the request, look elsewhere, re-read state, or report a bug. */
-export type ErrorKind = "invalid" | "not_found" | "conflict" | "internal";
-
-/** Every method throws this on failure; `message` is the same text the HTTP API returns. */
-export interface ArrwdbError extends Error {
-  name: "ArrwdbError";
-  kind: ErrorKind;
-}
-
-/** Options of `createLibrary` (the body of `POST /v1/libraries`). */
-export interface CreateLibraryOptions {
-  /** 1 to 64 characters of A-Z, a-z, 0-9, `_` or `-`. */
-  name: string;
-  /** Vector dimension, 1 to 4096. */
-  dimension: number;
-  /** Defaults to `"cosine"`. */
-  metric?: Metric;
-  /** Defaults to `{ type: "flat" }`. */
-  index?: IndexConfig;
-  /** Compact codes scanned before exact rescoring (flat and exact scans only).
-   * Defaults to `{ type: "none" }`; `oversample` 1 to 64, default 4. */
-  quantization?: Quantization;
-}
-
-/** Quantization of a library's exact scan. */
-export type Quantization =
-  | { type: "none" }
-  | { type: "sq8"; oversample?: number }
-  | { type: "binary"; oversample?: number };
-
-/** A library and its statistics. */
-export interface LibraryInfo {
-  id: string;
-  name: string;
-  dimension: number;
-  metric: Metric;
-  index: IndexConfig;
-  quantization: Quantization;
-  documents: number;
-  chunks: number;
-  /** Sequence number of the last applied WAL record. */
-  seq: number;
-}
-
-/** One chunk of a document to upsert. */
-export interface ChunkInput {
-  /** At most 512 bytes; defaults to `"{documentId}#{position}"`. */
-  id?: string;
-  /** At most 64 KiB of UTF-8. */
-  text?: string;
-  /** Exactly `dimension` finite numbers. A `Float32Array` is copied in one step. */
-  embedding: Float32Array | number[];
-  metadata?: Json;
-}
-
-/** A document to insert or replace as a whole (the body of `POST /v1/libraries/{lib}/documents`). */
-export interface DocumentInput {
-  /** At most 512 bytes; defaults to `crypto.randomUUID()`. */
-  id?: string;
-  metadata?: Json;
-  /** At least one chunk. */
-  chunks: ChunkInput[];
-}
-
-/** Ids assigned by an upsert. */
-export interface UpsertResult {
-  id: string;
-  chunk_ids: string[];
-}
-
-/** A stored chunk. */
-export interface StoredChunk {
-  id: string;
-  text: string;
-  embedding: Float32Array;
-  metadata: Json;
-}
-
-/** A stored document, as returned by `getDocument`. */
-export interface StoredDocument {
-  id: string;
-  metadata: Json;
-  chunks: StoredChunk[];
-}
-
-/** A search (the body of `POST /v1/libraries/{lib}/search`). */
-export interface SearchRequest {
-  /** The query vector; a `Float32Array` is copied in one step. */
-  vector?: Float32Array | number[];
-  text?: string;
-  /** Number of hits, 1 to 1000; defaults to 10. */
-  k?: number;
-  filter?: Json;
-  mode?: "vector" | "keyword" | "hybrid";
-  fusion?: Json;
-  rerank?: Json;
-  params?: { ef?: number; nprobe?: number };
-  /** What hits carry besides ids and score; defaults to `["text", "metadata"]`. */
-  include?: ("text" | "metadata" | "vector")[];
-  /** Only hits scoring at least this much. */
-  min_score?: number;
-  /** Only hits at most this far (cosine and l2 libraries). */
-  distance_threshold?: number;
-}
-
-/** One search result. */
-export interface Hit {
-  chunk_id: string;
-  document_id: string;
-  /** Higher is closer, whatever the metric. */
-  score: number;
-  /** The metric's distance where it has one (cosine: `1 - score`, l2: euclidean). */
-  distance?: number;
-  text?: string;
-  metadata?: Json;
-  vector?: Float32Array;
-}
-
-/** The answer to a search, best hit first. */
-export interface SearchResponse {
-  hits: Hit[];
-  took_ms: number;
-}
-"#;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(catch, js_namespace = ["globalThis", "crypto"], js_name = randomUUID)]
-    fn random_uuid() -> Result<String, JsValue>;
-
-    #[wasm_bindgen(catch, js_namespace = ["globalThis", "performance"], js_name = now)]
-    fn performance_now() -> Result<f64, JsValue>;
-}
-
 /// A JS-facing result: the value, or the `ArrwdbError` to throw.
 type JsResult<T> = Result<T, js_sys::Error>;
 
-/// An in-memory arrwDB engine holding any number of libraries.
-///
-/// ```js
-/// import init, { Database } from "arrwdb";
-/// await init();
-/// const db = new Database();
-/// db.createLibrary({ name: "colors", dimension: 3, metric: "cosine" });
-/// db.upsert("colors", { id: "red", chunks: [{ text: "red", embedding: new Float32Array([1, 0, 0]) }] });
-/// const { hits } = db.search("colors", { vector: [0.9, 0.1, 0], k: 1 });
-/// ```
+/// Marks, in `upsert`'s `lengths`, a chunk whose embedding is in the JSON text.
+const EMBEDDING_IN_JSON: u32 = u32::MAX;
+
+/// The engine, with an optional log of applied records. Not part of the public
+/// package API: the JavaScript classes wrap it.
 #[wasm_bindgen]
 #[derive(Debug, Default)]
-pub struct Database {
+pub struct RawEngine {
     engine: Engine,
+    /// Whether applied records are kept for [`RawEngine::take_log`].
+    logging: bool,
+    log: Vec<WalRecord>,
 }
 
 #[wasm_bindgen]
-impl Database {
-    /// An empty database.
+impl RawEngine {
+    /// An empty engine; with `logging`, every applied record is kept for `takeLog`.
     #[wasm_bindgen(constructor)]
-    pub fn new() -> Database {
-        Database::default()
+    pub fn new(logging: bool) -> RawEngine {
+        RawEngine {
+            logging,
+            ..RawEngine::default()
+        }
     }
 
-    /// Creates a library. Throws `invalid` for a bad name, dimension or option, and
-    /// `conflict` if the library exists.
-    #[wasm_bindgen(js_name = createLibrary, unchecked_return_type = "LibraryInfo")]
-    pub fn create_library(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "CreateLibraryOptions")] options: JsValue,
-    ) -> JsResult<JsValue> {
-        let run = || {
-            let request: arrwdb_core::api::CreateLibraryRequest =
-                parse(options, "library options")?;
+    /// `createLibrary(optionsJson) -> LibraryInfo JSON`.
+    #[wasm_bindgen(js_name = createLibrary)]
+    pub fn create_library(&mut self, options: &str) -> JsResult<String> {
+        let mut run = || {
+            let request: api::CreateLibraryRequest = parse(options, "library options")?;
             match self.execute(Command::CreateLibrary(request.into_config()?))? {
-                Outcome::LibraryCreated(info) => to_js(&info),
-                other => Err(unexpected(&other)),
+                Outcome::LibraryCreated(info) => json(&info),
+                _ => Err(unexpected()),
             }
         };
         run().map_err(|e| js_error(&e))
     }
 
-    /// All libraries, ordered by name.
-    #[wasm_bindgen(js_name = listLibraries, unchecked_return_type = "LibraryInfo[]")]
-    pub fn list_libraries(&self) -> JsResult<JsValue> {
-        let run = || match self.engine.query(&Query::ListLibraries)? {
-            QueryResponse::Libraries(list) => to_js(&list.libraries),
-            other => Err(unexpected(&other)),
-        };
-        run().map_err(|e| js_error(&e))
+    /// All libraries as JSON, ordered by name.
+    #[wasm_bindgen(js_name = listLibraries)]
+    pub fn list_libraries(&self) -> JsResult<String> {
+        match self.engine.query(&Query::ListLibraries) {
+            Ok(QueryResponse::Libraries(list)) => json(&list.libraries),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| js_error(&e))
     }
 
-    /// One library and its statistics. Throws `not_found` for an unknown library.
-    #[wasm_bindgen(js_name = getLibrary, unchecked_return_type = "LibraryInfo")]
-    pub fn get_library(&self, library: &str) -> JsResult<JsValue> {
-        let run = || match self.engine.query(&Query::GetLibrary {
+    /// One library and its statistics, as JSON.
+    #[wasm_bindgen(js_name = getLibrary)]
+    pub fn get_library(&self, library: &str) -> JsResult<String> {
+        let query = Query::GetLibrary {
             library: library.into(),
-        })? {
-            QueryResponse::Library(info) => to_js(&info),
-            other => Err(unexpected(&other)),
         };
-        run().map_err(|e| js_error(&e))
+        match self.engine.query(&query) {
+            Ok(QueryResponse::Library(info)) => json(&info),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| js_error(&e))
     }
 
-    /// Deletes a library and everything in it. Throws `not_found` for an unknown library.
+    /// Sequence number of the library's last applied record, 0 if there is no such
+    /// library.
+    pub fn seq(&self, library: &str) -> f64 {
+        self.engine.library(library).map_or(0.0, |l| l.seq() as f64)
+    }
+
+    /// Deletes a library.
     #[wasm_bindgen(js_name = deleteLibrary)]
     pub fn delete_library(&mut self, library: &str) -> JsResult<()> {
         self.execute(Command::DeleteLibrary {
@@ -260,77 +121,80 @@ impl Database {
         .map_err(|e| js_error(&e))
     }
 
-    /// Inserts or replaces a whole document. A missing document id is generated with
-    /// `crypto.randomUUID()`, a missing chunk id is `{documentId}#{position}`.
-    ///
-    /// Throws `invalid` for a malformed document (wrong dimension, non-finite values, no
-    /// chunks, bad ids), `not_found` for an unknown library, `conflict` when a chunk id
-    /// belongs to another document.
-    #[wasm_bindgen(unchecked_return_type = "UpsertResult")]
+    /// Upserts one document given as JSON text, with `id` filled in when the JSON has
+    /// none. `lengths[i]` is the length of chunk `i`'s embedding inside `vectors` (the
+    /// chunk's `Float32Array`s, concatenated), or `u32::MAX` when the chunk's embedding
+    /// is in the JSON. Returns the `UpsertResult` JSON.
     pub fn upsert(
         &mut self,
         library: &str,
-        #[wasm_bindgen(unchecked_param_type = "DocumentInput")] document: JsValue,
-    ) -> JsResult<JsValue> {
-        let run = || {
-            let request = parse_document(document)?;
-            let id = match &request.id {
-                Some(id) => id.clone(),
-                None => random_uuid().map_err(|_| {
-                    Error::Internal(
-                        "crypto.randomUUID() is unavailable here (it needs a secure context); \
-                         give the document an `id`"
-                            .into(),
-                    )
-                })?,
-            };
+        document: &str,
+        id: &str,
+        vectors: &[f32],
+        lengths: &[u32],
+    ) -> JsResult<String> {
+        let mut run = || {
+            let mut request: UpsertDocumentRequest = parse(document, "document")?;
+            let mut offset = 0usize;
+            for (chunk, &length) in request.chunks.iter_mut().zip(lengths) {
+                if length == EMBEDDING_IN_JSON {
+                    continue;
+                }
+                let end = offset.saturating_add(length as usize);
+                let embedding = vectors
+                    .get(offset..end)
+                    .ok_or_else(|| Error::Internal("embedding lengths exceed the data".into()))?;
+                chunk.embedding = embedding.to_vec();
+                offset = end;
+            }
+            let id = request.id.clone().unwrap_or_else(|| id.into());
             let command = Command::UpsertDocument {
                 library: library.into(),
                 document: request.into_document(id),
             };
             match self.execute(command)? {
-                Outcome::DocumentUpserted(ids) => to_js(&ids),
-                other => Err(unexpected(&other)),
+                Outcome::DocumentUpserted(ids) => json(&ids),
+                _ => Err(unexpected()),
             }
         };
         run().map_err(|e| js_error(&e))
     }
 
-    /// A stored document with its chunks; embeddings come back as `Float32Array`s.
-    /// Throws `not_found` for an unknown library or document.
-    #[wasm_bindgen(js_name = getDocument, unchecked_return_type = "StoredDocument")]
-    pub fn get_document(&self, library: &str, id: &str) -> JsResult<JsValue> {
-        let run = || {
-            let query = Query::GetDocument {
-                library: library.into(),
-                document: id.into(),
-            };
-            let QueryResponse::Document(mut document) = self.engine.query(&query)? else {
-                return Err(Error::Internal(
-                    "unexpected response to a document read".into(),
-                ));
-            };
-            let embeddings: Vec<Vec<f32>> = document
-                .chunks
-                .iter_mut()
-                .map(|c| core::mem::take(&mut c.embedding))
-                .collect();
-            let out = to_js(&document)?;
-            let chunks = get(&out, "chunks")?;
-            for (i, embedding) in embeddings.iter().enumerate() {
-                set(
-                    &get(&chunks, i as u32)?,
-                    "embedding",
-                    &Float32Array::from(&embedding[..]),
-                )?;
-            }
-            Ok(out)
-        };
-        run().map_err(|e| js_error(&e))
+    /// Upserts `ids.length` single-chunk documents at once: document `ids[i]` gets one
+    /// chunk (id `{ids[i]}#0`) with the embedding `vectors[i*dim..(i+1)*dim]`, the text
+    /// `texts[i]` and the chunk metadata `metadata[i]` (`texts` and `metadata` are JSON
+    /// arrays or empty strings for none). Every document is validated before any is
+    /// applied, so a bad batch changes nothing. Returns the new sequence number.
+    #[wasm_bindgen(js_name = upsertBatch)]
+    pub fn upsert_batch(
+        &mut self,
+        library: &str,
+        ids: &str,
+        vectors: &[f32],
+        texts: &str,
+        metadata: &str,
+    ) -> JsResult<f64> {
+        let records = self.prepare_batch(library, ids, vectors, texts, metadata)?;
+        self.apply_prepared(library, records)
+            .map_err(|e| js_error(&e))
     }
 
-    /// Deletes a document and its chunks. Throws `not_found` for an unknown library or
-    /// document.
+    /// A stored document as JSON (embeddings as number arrays).
+    #[wasm_bindgen(js_name = getDocument)]
+    pub fn get_document(&self, library: &str, id: &str) -> JsResult<String> {
+        let query = Query::GetDocument {
+            library: library.into(),
+            document: id.into(),
+        };
+        match self.engine.query(&query) {
+            Ok(QueryResponse::Document(document)) => json(&document),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| js_error(&e))
+    }
+
+    /// Deletes a document and its chunks.
     #[wasm_bindgen(js_name = deleteDocument)]
     pub fn delete_document(&mut self, library: &str, id: &str) -> JsResult<()> {
         self.execute(Command::DeleteDocument {
@@ -341,110 +205,299 @@ impl Database {
         .map_err(|e| js_error(&e))
     }
 
-    /// The `k` nearest chunks to `request.vector`, best first. Throws `invalid` for a bad
-    /// request (wrong dimension, non-finite values, bad `k`, unsupported options) and
-    /// `not_found` for an unknown library.
-    #[wasm_bindgen(unchecked_return_type = "SearchResponse")]
-    pub fn search(
-        &self,
-        library: &str,
-        #[wasm_bindgen(unchecked_param_type = "SearchRequest")] request: JsValue,
-    ) -> JsResult<JsValue> {
-        let run = || {
-            let started = now();
-            let request = parse_search(request)?;
-            let query = Query::Search {
+    /// Deletes documents by id or by filter (`DeleteDocumentsRequest` JSON: exactly one
+    /// of `ids` and `filter`), as one logged record. Returns the
+    /// `DeleteDocumentsResponse` JSON (ids that did not exist are not listed).
+    #[wasm_bindgen(js_name = deleteDocuments)]
+    pub fn delete_documents(&mut self, library: &str, request: &str) -> JsResult<String> {
+        let mut run = || {
+            let request: api::DeleteDocumentsRequest = parse(request, "delete request")?;
+            let command = Command::DeleteDocuments {
                 library: library.into(),
                 request,
             };
-            let QueryResponse::Search(mut response) = self.engine.query(&query)? else {
-                return Err(Error::Internal("unexpected response to a search".into()));
-            };
-            let vectors: Vec<Option<Vec<f32>>> =
-                response.hits.iter_mut().map(|h| h.vector.take()).collect();
-            response.took_ms = now() - started;
-            let out = to_js(&response)?;
-            let hits = get(&out, "hits")?;
-            for (i, vector) in vectors.iter().enumerate() {
-                if let Some(vector) = vector {
-                    set(
-                        &get(&hits, i as u32)?,
-                        "vector",
-                        &Float32Array::from(&vector[..]),
-                    )?;
-                }
+            match self.execute(command)? {
+                Outcome::DocumentsDeleted { ids, .. } => json(&api::DeleteDocumentsResponse {
+                    deleted: ids.len() as u64,
+                    ids,
+                }),
+                _ => Err(unexpected()),
             }
-            Ok(out)
         };
         run().map_err(|e| js_error(&e))
     }
 
-    /// Replaces the library's index with `options.index` and rebuilds it over every
-    /// live chunk. Throws `invalid` for bad index parameters or options and
-    /// `not_found` for an unknown library.
-    #[wasm_bindgen(unchecked_return_type = "LibraryInfo")]
-    pub fn rebuild(
-        &mut self,
-        library: &str,
-        #[wasm_bindgen(unchecked_param_type = "RebuildOptions")] options: JsValue,
-    ) -> JsResult<JsValue> {
+    /// One page of the library's documents (`ListDocumentsRequest` JSON: `cursor`,
+    /// `limit`, `filter`); returns the `DocumentList` JSON.
+    #[wasm_bindgen(js_name = listDocuments)]
+    pub fn list_documents(&self, library: &str, request: &str) -> JsResult<String> {
         let run = || {
-            let request: arrwdb_core::api::RebuildRequest = parse(options, "rebuild options")?;
+            let request: api::ListDocumentsRequest = parse(request, "list request")?;
+            let query = Query::ListDocuments {
+                library: library.into(),
+                request,
+            };
+            match self.engine.query(&query)? {
+                QueryResponse::Documents(list) => json(&list),
+                _ => Err(unexpected()),
+            }
+        };
+        run().map_err(|e| js_error(&e))
+    }
+
+    /// Searches with a JSON request; `vector`, when given, replaces the request's.
+    /// Returns the `SearchResponse` JSON (`took_ms` is the caller's to fill).
+    pub fn search(
+        &self,
+        library: &str,
+        request: &str,
+        vector: Option<Vec<f32>>,
+    ) -> JsResult<String> {
+        let run = || {
+            let mut request: SearchRequest = parse(request, "search request")?;
+            if vector.is_some() {
+                request.vector = vector;
+            }
+            let query = Query::Search {
+                library: library.into(),
+                request,
+            };
+            match self.engine.query(&query)? {
+                QueryResponse::Search(response) => json(&response),
+                _ => Err(unexpected()),
+            }
+        };
+        run().map_err(|e| js_error(&e))
+    }
+
+    /// Rebuilds the index with the JSON `RebuildOptions`; returns `LibraryInfo` JSON.
+    pub fn rebuild(&mut self, library: &str, options: &str) -> JsResult<String> {
+        let mut run = || {
+            let request: api::RebuildRequest = parse(options, "rebuild options")?;
             let command = Command::RebuildIndex {
                 library: library.into(),
                 index: request.index,
             };
             match self.execute(command)? {
-                Outcome::IndexRebuilt(info) => to_js(&info),
-                other => Err(unexpected(&other)),
+                Outcome::IndexRebuilt(info) => json(&info),
+                _ => Err(unexpected()),
             }
         };
         run().map_err(|e| js_error(&e))
     }
 
-    /// Compacts the space left by deleted chunks and rebuilds the index; search
-    /// results of an exact index are unchanged. Throws `not_found` for an unknown
-    /// library.
-    #[wasm_bindgen(unchecked_return_type = "LibraryInfo")]
-    pub fn optimize(&mut self, library: &str) -> JsResult<JsValue> {
+    /// Compacts deleted space and rebuilds the index; returns `LibraryInfo` JSON.
+    pub fn optimize(&mut self, library: &str) -> JsResult<String> {
         let command = Command::Optimize {
             library: library.into(),
         };
-        let outcome = self.execute(command).and_then(|outcome| match outcome {
-            Outcome::Optimized(info) => to_js(&info),
-            other => Err(unexpected(&other)),
-        });
-        outcome.map_err(|e| js_error(&e))
+        match self.execute(command) {
+            Ok(Outcome::Optimized(info)) => json(&info),
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| js_error(&e))
     }
 
-    /// The library as snapshot bytes (`magic | version | postcard | crc32`), loadable by
-    /// `importSnapshot` here and by every other runtime. Throws `not_found` for an
-    /// unknown library.
+    /// The library as snapshot bytes (`magic | version | postcard | crc32`).
     #[wasm_bindgen(js_name = exportSnapshot)]
     pub fn export_snapshot(&self, library: &str) -> JsResult<Vec<u8>> {
         self.engine.snapshot(library).map_err(|e| js_error(&e))
     }
 
-    /// Loads a snapshot, replacing any library of the same name; returns the library's
-    /// name. Throws `internal` for corrupt, truncated or unknown-version bytes, and then
-    /// changes nothing.
+    /// Loads a snapshot, replacing any library of the same name; returns its name.
+    /// Not logged: persistence stores the snapshot itself.
     #[wasm_bindgen(js_name = importSnapshot)]
     pub fn import_snapshot(&mut self, bytes: &[u8]) -> JsResult<String> {
         self.engine.restore(bytes).map_err(|e| js_error(&e))
     }
+
+    /// Forgets a library without logging (before reloading it from storage).
+    pub fn evict(&mut self, library: &str) -> bool {
+        self.engine.evict(library)
+    }
+
+    /// Hands over the records applied since the last call, as WAL segments: one per run
+    /// of consecutive records of one library, each `[library, firstSeq, lastSeq, flags,
+    /// bytes]` where `flags` has bit 1 for "starts with the library's creation" and bit
+    /// 2 for "ends with its deletion".
+    #[wasm_bindgen(js_name = takeLog)]
+    pub fn take_log(&mut self) -> JsResult<Array> {
+        let mut run = || {
+            let records = std::mem::take(&mut self.log);
+            let out = Array::new();
+            let mut rest = &records[..];
+            while let Some(first) = rest.first() {
+                let len = rest
+                    .iter()
+                    .enumerate()
+                    .take_while(|(i, r)| {
+                        r.library == first.library && r.seq == first.seq + *i as u64
+                    })
+                    .count();
+                let (segment, tail) = rest.split_at(len);
+                rest = tail;
+                let last = &segment[len - 1];
+                let flags = u32::from(matches!(first.op, WalOp::CreateLibrary(_)))
+                    | (u32::from(last.op == WalOp::DeleteLibrary) << 1);
+                let bytes = codec::encode_wal_segment(segment)?;
+                let entry = Array::new();
+                entry.push(&JsValue::from_str(&first.library));
+                entry.push(&JsValue::from_f64(first.seq as f64));
+                entry.push(&JsValue::from_f64(last.seq as f64));
+                entry.push(&JsValue::from_f64(f64::from(flags)));
+                entry.push(&Uint8Array::from(&bytes[..]));
+                out.push(&entry);
+            }
+            Ok(out)
+        };
+        run().map_err(|e: Error| js_error(&e))
+    }
+
+    /// Replays one WAL segment (as the host writes them), skipping records this engine
+    /// already has. Returns `[library, seq]` after it: seq 0 if the library is gone.
+    /// Records are not logged.
+    #[wasm_bindgen(js_name = applySegment)]
+    pub fn apply_segment(&mut self, bytes: &[u8]) -> JsResult<Array> {
+        let mut run = || {
+            let records = codec::decode_wal_segment(bytes)?;
+            let mut library = String::new();
+            for record in &records {
+                library.clone_from(&record.library);
+                let have = self.engine.library(&record.library).map_or(0, |l| l.seq());
+                if record.seq <= have {
+                    continue;
+                }
+                self.engine.apply(record)?;
+            }
+            let seq = self.seq(&library);
+            let out = Array::new();
+            out.push(&JsValue::from_str(&library));
+            out.push(&JsValue::from_f64(seq));
+            Ok(out)
+        };
+        run().map_err(|e: Error| js_error(&e))
+    }
 }
 
-impl Database {
+impl RawEngine {
+    /// Validates a batch (see [`RawEngine::upsert_batch`]) into records prepared
+    /// against the current state; an item's error names its position.
+    fn prepare_batch(
+        &self,
+        library: &str,
+        ids: &str,
+        vectors: &[f32],
+        texts: &str,
+        metadata: &str,
+    ) -> JsResult<Vec<WalRecord>> {
+        let fail = |e: Error| js_error(&e);
+        let ids: Vec<String> = parse(ids, "batch ids").map_err(fail)?;
+        let texts: Option<Vec<String>> = parse_optional(texts, "batch texts").map_err(fail)?;
+        let metadata: Option<Vec<Metadata>> =
+            parse_optional(metadata, "batch metadata").map_err(fail)?;
+        let dimension = self
+            .engine
+            .library(library)
+            .ok_or_else(|| fail(Error::LibraryNotFound(library.into())))?
+            .config()
+            .dimension as usize;
+        let expected = ids.len().saturating_mul(dimension);
+        if vectors.len() != expected {
+            return Err(fail(Error::Invalid(format!(
+                "batch vectors hold {} numbers, expected {} ids × dimension {dimension} = {expected}",
+                vectors.len(),
+                ids.len(),
+            ))));
+        }
+        for (what, len) in [
+            ("texts", texts.as_ref().map(Vec::len)),
+            ("metadata", metadata.as_ref().map(Vec::len)),
+        ] {
+            if let Some(len) = len
+                && len != ids.len()
+            {
+                return Err(fail(Error::Invalid(format!(
+                    "batch {what} has {len} entries, expected one per id ({})",
+                    ids.len()
+                ))));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(fail(Error::Invalid(format!(
+                "batch ids contain `{dup}` twice"
+            ))));
+        }
+        let mut texts = texts.map(Vec::into_iter);
+        let mut metadata = metadata.map(Vec::into_iter);
+        let mut records = Vec::with_capacity(ids.len());
+        for (i, (id, embedding)) in ids
+            .into_iter()
+            .zip(vectors.chunks_exact(dimension.max(1)))
+            .enumerate()
+        {
+            let chunk = ChunkData {
+                id: format!("{id}#0"),
+                text: texts.as_mut().and_then(Iterator::next).unwrap_or_default(),
+                embedding: embedding.to_vec(),
+                metadata: metadata
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .unwrap_or_default(),
+            };
+            let command = Command::UpsertDocument {
+                library: library.into(),
+                document: DocumentData {
+                    id,
+                    metadata: Metadata::default(),
+                    chunks: vec![chunk],
+                },
+            };
+            let record = self
+                .engine
+                .prepare(command)
+                .map_err(|e| js_error_with(&e, &format!("batch item {i}: {e}")))?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+
     /// The write path shared by every runtime: validate into a record, then apply it.
     fn execute(&mut self, command: Command) -> Result<Outcome, Error> {
         let record = self.engine.prepare(command)?;
-        self.engine.apply(&record)
+        let outcome = self.engine.apply(&record)?;
+        if self.logging {
+            self.log.push(record);
+        }
+        Ok(outcome)
+    }
+
+    /// Applies records that were all prepared against the current state, numbering
+    /// them consecutively (apply validates each again). Returns the last sequence.
+    fn apply_prepared(&mut self, library: &str, records: Vec<WalRecord>) -> Result<f64, Error> {
+        let Some(base) = records.first().map(|r| r.seq) else {
+            return Ok(self.seq(library));
+        };
+        for (i, mut record) in records.into_iter().enumerate() {
+            record.seq = base + i as u64;
+            self.engine.apply(&record)?;
+            if self.logging {
+                self.log.push(record);
+            }
+        }
+        Ok(self.seq(library))
     }
 }
 
 /// The thrown form of a core error: same message, plus `kind` and a recognisable name.
 fn js_error(error: &Error) -> js_sys::Error {
-    let js = js_sys::Error::new(&error.to_string());
+    js_error_with(error, &error.to_string())
+}
+
+/// [`js_error`] with another message.
+fn js_error_with(error: &Error, message: &str) -> js_sys::Error {
+    let js = js_sys::Error::new(message);
     js.set_name("ArrwdbError");
     // Setting a property on a fresh, unfrozen object cannot fail.
     let _ = Reflect::set(
@@ -455,111 +508,35 @@ fn js_error(error: &Error) -> js_sys::Error {
     js
 }
 
-fn unexpected(outcome: &impl core::fmt::Debug) -> Error {
-    Error::Internal(format!("unexpected engine outcome {outcome:?}"))
+fn unexpected() -> Error {
+    Error::Internal("unexpected engine outcome".into())
 }
 
-/// Deserializes a request object into a core API type; any shape error (wrong type,
-/// missing or unknown field) is an `invalid` error.
-///
-/// The object is read into a JSON value first: serde-wasm-bindgen reads a struct by
-/// looking up its known fields only, so it would silently accept the unknown fields
-/// that the API types deny (a misspelt `metric` must not become a cosine library).
-fn parse<T: DeserializeOwned>(value: JsValue, what: &str) -> Result<T, Error> {
-    let json: serde_json::Value = serde_wasm_bindgen::from_value(value).map_err(|e| {
-        let e = JsValue::from(e);
-        Error::Invalid(format!("invalid {what}: {}", js_message(&e)))
-    })?;
-    serde_json::from_value(json).map_err(|e| Error::Invalid(format!("invalid {what}: {e}")))
+/// Parses request JSON into a core API type; any shape error (wrong type, missing or
+/// unknown field, bad syntax) is an `invalid` error naming `what`.
+/// The position serde_json appends is left out: it points into JSON text the caller
+/// never wrote (the JavaScript layer's `JSON.stringify` of their object).
+fn parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(at) if e.line() != 0 => &message[..at],
+            _ => &message[..],
+        };
+        Error::Invalid(format!("invalid {what}: {message}"))
+    })
 }
 
-/// The message of a JS exception, for error texts.
-fn js_message(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown JavaScript exception".into())
-}
-
-/// Serializes a response as plain JS objects, the same values `JSON.parse` would give
-/// for the HTTP API's bodies.
-fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, Error> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Error::Internal(format!("cannot build the response: {e}")))
-}
-
-/// `object[key]`; a throwing getter is the caller's `invalid` input.
-fn get(object: &JsValue, key: impl Into<JsValue>) -> Result<JsValue, Error> {
-    Reflect::get(object, &key.into())
-        .map_err(|e| Error::Invalid(format!("cannot read a property: {}", js_message(&e))))
-}
-
-/// `object[key] = value` on an object this module created.
-fn set(object: &JsValue, key: &str, value: &JsValue) -> Result<(), Error> {
-    Reflect::set(object, &JsValue::from_str(key), value)
-        .map(drop)
-        .map_err(|e| Error::Internal(format!("cannot set `{key}`: {}", js_message(&e))))
-}
-
-/// If `object.field` is a `Float32Array`, returns a shallow copy of `object` whose
-/// `field` is an empty array (for serde to parse cheaply) and the vector, copied once.
-fn take_f32_array(object: &JsValue, field: &str) -> Result<Option<(JsValue, Vec<f32>)>, Error> {
-    if !object.is_object() {
-        return Ok(None);
-    }
-    let Some(array) = get(object, field)?.dyn_into::<Float32Array>().ok() else {
-        return Ok(None);
-    };
-    let copy = Object::assign(&Object::new(), object.unchecked_ref());
-    set(&copy, field, &Array::new())?;
-    Ok(Some((copy.into(), array.to_vec())))
-}
-
-fn parse_document(document: JsValue) -> Result<UpsertDocumentRequest, Error> {
-    let mut embeddings = Vec::new();
-    let mut document = document;
-    if document.is_object()
-        && let Ok(chunks) = get(&document, "chunks")?.dyn_into::<Array>()
-    {
-        let copies = Array::new_with_length(chunks.length());
-        for (i, chunk) in chunks.iter().enumerate() {
-            match take_f32_array(&chunk, "embedding")? {
-                Some((copy, embedding)) => {
-                    copies.set(i as u32, copy);
-                    embeddings.push((i, embedding));
-                }
-                None => copies.set(i as u32, chunk),
-            }
-        }
-        // Only documents with typed-array embeddings need the copy.
-        if !embeddings.is_empty() {
-            let copy = Object::assign(&Object::new(), document.unchecked_ref());
-            set(&copy, "chunks", &copies)?;
-            document = copy.into();
-        }
-    }
-    let mut request: UpsertDocumentRequest = parse(document, "document")?;
-    for (i, embedding) in embeddings {
-        if let Some(chunk) = request.chunks.get_mut(i) {
-            chunk.embedding = embedding;
-        }
-    }
-    Ok(request)
-}
-
-fn parse_search(request: JsValue) -> Result<SearchRequest, Error> {
-    match take_f32_array(&request, "vector")? {
-        Some((copy, vector)) => {
-            let mut request: SearchRequest = parse(copy, "search request")?;
-            request.vector = Some(vector);
-            Ok(request)
-        }
-        None => parse(request, "search request"),
+/// [`parse`], with an empty string meaning "not given".
+fn parse_optional<T: DeserializeOwned>(text: &str, what: &str) -> Result<Option<T>, Error> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse(text, what).map(Some)
     }
 }
 
-/// Milliseconds from a monotonic clock where the host has one.
-fn now() -> f64 {
-    performance_now().unwrap_or_else(|_| js_sys::Date::now())
+/// A response as JSON text, the HTTP API's body.
+fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(format!("cannot encode: {e}")))
 }

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import init, { Database } from "../pkg/nodejs/arrwdb.mjs";
+import init, { ArrwdbError, Database } from "../pkg/nodejs/index.mjs";
 
 await init();
 
@@ -65,7 +65,9 @@ const K = 10;
 for (const metric of ["cosine", "dot", "l2"]) {
   test(`${metric}: search returns brute-force ids in brute-force order`, () => {
     const db = new Database();
-    const info = db.createLibrary({ name: `lib-${metric}`, dimension: DIMENSION, metric });
+    const { embedding, ...info } = db.createLibrary({ name: `lib-${metric}`, dimension: DIMENSION, metric });
+    // `embedding` (the library's embedding model, if any) is being added to the core.
+    assert.ok(embedding === undefined || embedding === null, `no embedding model: ${JSON.stringify(embedding)}`);
     assert.deepEqual(info, {
       id: `lib-${metric}`,
       name: `lib-${metric}`,
@@ -73,6 +75,7 @@ for (const metric of ["cosine", "dot", "l2"]) {
       metric,
       index: { type: "flat" },
       quantization: { type: "none" },
+      text: { ascii_folding: false, stop_words: "none", stemmer: "none", k1: 1.2, b: 0.75 },
       documents: 0,
       chunks: 0,
       seq: 1,
@@ -115,7 +118,7 @@ for (const metric of ["cosine", "dot", "l2"]) {
       response.hits.forEach((hit, i) => {
         assert.equal(hit.chunk_id, `${hit.document_id}#0`);
         assert.ok(Math.abs(hit.score - expected[i].score) <= 1e-6, `${hit.score} vs ${expected[i].score}`);
-        if (metric === "cosine") assert.equal(hit.distance, Math.fround(1 - hit.score));
+        if (metric === "cosine") assert.equal(Math.fround(hit.distance), Math.fround(1 - Math.fround(hit.score)));
         if (metric === "l2") assert.equal(hit.distance, -hit.score);
         if (metric === "dot") assert.equal("distance" in hit, false);
         const n = Number(hit.document_id.slice(4));
@@ -299,7 +302,11 @@ test("bad input throws ArrwdbErrors with the core's kind and message", () => {
   );
   expectError(() => db.search("lib", { vector: [1, 2] }), "invalid", "wrong vector dimension: expected 3, got 2");
   expectError(() => db.search("lib", { vector: [1, 2, 3], k: 0 }), "invalid", "k must be between 1 and 1000, got 0");
-  expectError(() => db.search("lib", {}), "invalid", "vector search needs `vector`");
+  expectError(
+    () => db.search("lib", {}),
+    "invalid",
+    "a search needs `vector` (vector search), `text` (keyword search) or both",
+  );
   expectError(() => db.upsert("lib", { chunks: [] }), "invalid", "a document needs at least one chunk");
   expectError(() => db.upsert("nope", chunk([1, 2, 3])), "not_found", "library `nope` not found");
   expectError(() => db.search("nope", { vector: [1, 2, 3] }), "not_found", "library `nope` not found");

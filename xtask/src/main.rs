@@ -36,8 +36,9 @@ fn main() -> ExitCode {
         Some("bench") => bench(&root, &args[1..]),
         Some("build") => install_all(&root).and_then(|tools| build(&root, &tools)),
         Some("install") => install_all(&root).map(|_| ()),
+        Some("npm") => npm_package(&root, &args[1..]),
         _ => Err(
-            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install>"
+            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install | npm [test]>"
                 .into(),
         ),
     };
@@ -279,7 +280,7 @@ fn build(root: &Path, tools: &Tools) -> Result {
         "x86_64-unknown-none",
     ]))?;
     build_edge(root)?;
-    step("build the npm package (wasm32-unknown-unknown + wasm-bindgen)");
+    step("build the npm package (wasm32-unknown-unknown + wasm-bindgen + wasm-opt)");
     npm::build(root, &tools.wasm_bindgen)?;
     build_host(root)
 }
@@ -324,6 +325,26 @@ fn test(root: &Path) -> Result {
         .args(npm::node_test_files(root)))?;
     fuzz(root)?;
     eprintln!("\nall tests passed");
+    Ok(())
+}
+
+/// `cargo xtask npm [test]`: builds only the npm package (and, with `test`, runs its
+/// Node and Chromium tests), for working on `wasm/` and `www/` without the whole build.
+fn npm_package(root: &Path, extra: &[String]) -> Result {
+    install_rust_targets()?;
+    let bindgen_version = locked_version(root, "wasm-bindgen")?;
+    let wasm_bindgen =
+        install_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &bindgen_version, false)?;
+    npm::install_www(root)?;
+    step("build the npm package (wasm32-unknown-unknown + wasm-bindgen + wasm-opt)");
+    npm::build(root, &wasm_bindgen)?;
+    if extra.first().map(String::as_str) == Some("test") {
+        step("node --test (npm package in Node, web page in headless Chromium)");
+        run(Command::new("node")
+            .current_dir(root)
+            .arg("--test")
+            .args(npm::node_test_files(root)))?;
+    }
     Ok(())
 }
 

