@@ -52,6 +52,17 @@ export interface CreateLibraryOptions {
   quantization?: Quantization;
   /** Keyword-search settings. */
   text?: TextConfig;
+  /**
+   * The embedding provider (configured on a server, by name) and model that produce
+   * this library's vectors; recorded so vectors of another model are refused.
+   */
+  embedding?: EmbeddingConfig | null;
+}
+
+/** Which provider and model embed a library's text. */
+export interface EmbeddingConfig {
+  provider: string;
+  model: string;
 }
 
 /** Options of `rebuild` (the body of `POST /v1/libraries/{lib}/rebuild`). */
@@ -69,6 +80,7 @@ export interface LibraryInfo {
   index: IndexConfig;
   quantization: Quantization;
   text: Required<TextConfig>;
+  embedding: EmbeddingConfig | null;
   documents: number;
   chunks: number;
   /** Sequence number of the last applied write (WAL record). */
