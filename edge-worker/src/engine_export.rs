@@ -7,10 +7,16 @@ use arrwdb_core::{Command, Engine, Error, ErrorKind, Query, WalRecord, codec};
 
 #[allow(unsafe_code)] // wit-bindgen's generated export glue
 mod bindings {
-    wit_bindgen::generate!({ world: "edge", path: "wit" });
+    wit_bindgen::generate!({ world: "edge-pinned", path: "wit" });
     pub use self::exports::arrw::db::engine::{Error as WitError, Guest};
     use super::EngineComponent;
     export!(EngineComponent with_types_in crate::engine_export::bindings);
+
+    impl self::exports::arrw::db::pin::Guest for EngineComponent {
+        fn preload(dir: String, library: String) -> Result<u64, String> {
+            crate::pinned::preload(&dir, &library)
+        }
+    }
 }
 
 use bindings::WitError;

@@ -7,15 +7,23 @@
 //!   these exports; the host owns storage.
 //! - `wasi:http/incoming-handler` ([`http`]): the data API served directly by any
 //!   wasi:http runtime (Spin, `wasmtime serve`). Runtimes create a fresh instance per
-//!   request, so each request loads the library it touches from storage ([`store`]),
-//!   and a write is acknowledged only once its WAL segment exists.
+//!   request, so each request loads the library it touches from storage ([`log`]
+//!   over [`store`]: a mounted directory or an S3 bucket through outbound wasi:http,
+//!   [`s3`]), checks the request's API key ([`auth`]), and acknowledges a write only
+//!   once its WAL segment exists. [`config`] says where the data is.
 
 // The exports only exist in the component: a native build (tests, clippy) has the
 // routing and storage logic without export symbols, which a native linker rejects.
+pub mod auth;
+pub mod config;
 #[cfg(target_arch = "wasm32")]
 pub mod engine_export;
 pub mod http;
+pub mod log;
+pub mod pinned;
+pub mod s3;
 pub mod store;
+pub mod timing;
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // the spin-sdk macro generates the wasi:http export glue

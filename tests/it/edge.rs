@@ -19,6 +19,10 @@ pub fn start_edge(data: &Path) -> (ChildGuard, Http) {
         .arg("-Scli")
         .arg("--dir")
         .arg(format!("{}::/data", data.display()))
+        // These tests are about the data API on a directory; keys are tested in
+        // edge_s3.rs.
+        .arg("--env")
+        .arg("ARRWDB_EDGE_AUTH=off")
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
         .arg(edge_wasm())
