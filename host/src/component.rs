@@ -176,9 +176,20 @@ impl EngineComponent {
     /// # Errors
     /// A missing or invalid file, or a component whose `arrw:db/engine` export does not
     /// match this host's WIT.
-    pub fn load(path: &Path, limits: InstanceLimits) -> wasmtime::Result<Self> {
+    pub fn load(path: &Path, limits: InstanceLimits, cache: bool) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        if cache {
+            // wasmtime's own, safe cache: compiled code keyed by a hash of the input and
+            // the compiler settings, under the user's cache directory. A cache that
+            // cannot start only costs the compile time.
+            match wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+                Ok(cache) => {
+                    config.cache(Some(cache));
+                }
+                Err(e) => tracing::warn!(error = %e, "compilation cache unavailable"),
+            }
+        }
         let engine = wasmtime::Engine::new(&config)?;
         let component = Component::from_file(&engine, path)
             .with_context(|| format!("load the engine component {}", path.display()))?;

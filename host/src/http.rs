@@ -144,10 +144,7 @@ async fn health() -> Response {
 
 async fn ready(State(state): State<AppState>) -> Reply {
     if state.tenant.is_ready() {
-        Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "ready" }),
-        ))
+        Ok(json(StatusCode::OK, &state.tenant.status().await))
     } else {
         Err(ApiError::unavailable(
             "the server is still loading its storage",
@@ -164,7 +161,7 @@ async fn list_libraries(State(state): State<AppState>) -> Reply {
 
 /// Runs one command and returns its outcome.
 async fn write_one(state: &AppState, library: &str, command: Command) -> Result<Outcome, ApiError> {
-    let mut outcomes = state.tenant.write(library, &[command]).await?;
+    let mut outcomes = state.tenant.write(library, vec![command]).await?;
     outcomes.pop().ok_or_else(unexpected)?
 }
 
@@ -246,7 +243,7 @@ async fn upsert_batch(
         .collect();
     let results = state
         .tenant
-        .write(&library, &commands)
+        .write(&library, commands)
         .await?
         .into_iter()
         .map(|outcome| match outcome {

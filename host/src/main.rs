@@ -4,13 +4,20 @@
 //!
 //! Startup binds the address first (so `/health` answers at once), then loads every
 //! library from storage; `/ready` turns 200 when that is done. A corrupt object or a
-//! gap in a log stops the server with the object's key. SIGTERM / SIGINT stop
-//! accepting requests, let in-flight ones finish, snapshot every changed library and
-//! exit 0.
+//! gap in a log stops the server with the object's key (a torn *tail* does not: it is
+//! reported in the log and in `/ready`). SIGTERM / SIGINT stop accepting requests, let
+//! in-flight ones finish, snapshot every changed library and exit 0.
+//!
+//! `arrwdb serve --replica-of URL` serves a library read-only, following its writer;
+//! `arrwdb backup` / `arrwdb restore` copy a consistent snapshot + WAL range between
+//! stores. docs/durability.md describes the storage design.
 
+mod backup;
 mod component;
 mod error;
+mod faults;
 mod http;
+mod log;
 mod storage;
 mod tenant;
 
@@ -23,8 +30,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::component::{EngineComponent, InstanceLimits};
+use crate::log::RecoveryError;
 use crate::storage::ObjectStorage;
-use crate::tenant::Tenant;
+use crate::tenant::{DurabilityConfig, Role, Tenant};
 
 /// arrwDB: a vector database whose one engine runs in browsers, at the edge and here.
 #[derive(Debug, Parser)]
@@ -38,6 +46,32 @@ struct Cli {
 enum Commands {
     /// Serve the REST API.
     Serve(ServeArgs),
+    /// Copy every library (newest snapshot + the WAL after it, verified) from
+    /// `--storage` to `--to`.
+    Backup(BackupArgs),
+    /// Copy every library from a backup (`--from`) into `--storage`.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The live storage to read (same syntax as `serve --storage`).
+    #[arg(long, env = "ARRWDB_STORAGE", default_value = "./data")]
+    storage: String,
+    /// Where the backup goes (a directory, file://, s3://, gs://, az://). Must not
+    /// hold any of the libraries yet.
+    #[arg(long)]
+    to: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The backup to read.
+    #[arg(long)]
+    from: String,
+    /// The storage to restore into. Must not hold any of the libraries yet.
+    #[arg(long, env = "ARRWDB_STORAGE", default_value = "./data")]
+    storage: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +97,52 @@ struct ServeArgs {
     /// Largest accepted request body, in MiB.
     #[arg(long, env = "ARRWDB_MAX_BODY_MB", default_value_t = 64)]
     max_body_mb: usize,
+    /// Serve read-only, following the writer of this storage (same syntax as
+    /// `--storage`, which it replaces): polls its manifests and WAL.
+    #[arg(long, env = "ARRWDB_REPLICA_OF")]
+    replica_of: Option<String>,
+    /// Group commit: the longest a write waits for others to share its WAL segment.
+    #[arg(long, env = "ARRWDB_FLUSH_INTERVAL_MS", default_value_t = 5)]
+    flush_interval_ms: u64,
+    /// Group commit: flush at once when a batch holds this many commands.
+    #[arg(long, env = "ARRWDB_FLUSH_MAX_RECORDS", default_value_t = 1024)]
+    flush_max_records: usize,
+    /// Group commit: flush at once when a batch holds about this many bytes.
+    #[arg(long, env = "ARRWDB_FLUSH_MAX_BYTES", default_value_t = 8 << 20)]
+    flush_max_bytes: usize,
+    /// Write a snapshot once this many records follow a library's last one.
+    #[arg(long, env = "ARRWDB_SNAPSHOT_EVERY_RECORDS", default_value_t = 10_000)]
+    snapshot_every_records: u64,
+    /// Write a snapshot once this many bytes of WAL follow a library's last one.
+    #[arg(long, env = "ARRWDB_SNAPSHOT_EVERY_BYTES", default_value_t = 64 << 20)]
+    snapshot_every_bytes: u64,
+    /// Delete superseded snapshots, covered WAL segments and old manifests only when
+    /// older than this many seconds.
+    #[arg(long, env = "ARRWDB_GC_GRACE_SECS", default_value_t = 600)]
+    gc_grace_secs: u64,
+    /// Replicas: how often to poll the manifest and the WAL.
+    #[arg(long, env = "ARRWDB_POLL_INTERVAL_MS", default_value_t = 100)]
+    poll_interval_ms: u64,
+    /// Local directory only: do not fsync objects (faster; an acknowledged write then
+    /// survives a process crash but not a power loss or kernel crash).
+    #[arg(long, env = "ARRWDB_NO_FSYNC")]
+    no_fsync: bool,
+    /// Do not cache compiled machine code of the component (wasmtime's cache in the
+    /// user's cache directory, which makes restarts start in milliseconds).
+    #[arg(long, env = "ARRWDB_NO_COMPILE_CACHE")]
+    no_compile_cache: bool,
+}
+
+/// `hostname:pid:uuid`: who holds a writer epoch.
+fn writer_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &uuid[..12])
 }
 
 fn default_component() -> anyhow::Result<PathBuf> {
@@ -80,12 +160,35 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let Commands::Serve(args) = cli.command;
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("start the async runtime")?
-        .block_on(serve(args))
+        .context("start the async runtime")?;
+    match cli.command {
+        Commands::Serve(args) => runtime.block_on(serve(args)),
+        Commands::Backup(args) => runtime.block_on(copy(&args.storage, &args.to)),
+        Commands::Restore(args) => runtime.block_on(copy(&args.from, &args.storage)),
+    }
+}
+
+async fn copy(from: &str, to: &str) -> anyhow::Result<()> {
+    let source = ObjectStorage::open(from)?;
+    let target = ObjectStorage::open(to)?;
+    let copied =
+        backup::copy_tenant(&source, &target, arrwdb_core::storage::DEFAULT_TENANT).await?;
+    for library in &copied {
+        tracing::info!(library = %library.name, snapshot = ?library.snapshot, records = ?library.records, objects = library.objects, "copied");
+    }
+    #[allow(clippy::print_stdout)] // the summary scripts read
+    {
+        println!(
+            "copied {} libraries from {} to {}",
+            copied.len(),
+            source.description(),
+            target.description()
+        );
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -98,19 +201,55 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         call_timeout: Duration::from_secs(args.call_timeout_secs.max(1)),
     };
     let started = Instant::now();
-    let component = tokio::task::block_in_place(|| EngineComponent::load(&component_path, limits))?;
+    let cache = !args.no_compile_cache;
+    let component =
+        tokio::task::block_in_place(|| EngineComponent::load(&component_path, limits, cache))?;
     tracing::info!(
         component = %component_path.display(),
         ms = started.elapsed().as_millis() as u64,
         "engine component compiled"
     );
-    let storage = ObjectStorage::open(&args.storage)?;
-    tracing::info!(storage = %storage.description(), "storage opened");
-    let tenant = Arc::new(Tenant::new(
+    let (spec, role) = match &args.replica_of {
+        Some(source) => (
+            source.clone(),
+            Role::Replica {
+                source: source.clone(),
+            },
+        ),
+        None => (args.storage.clone(), Role::Writer { id: writer_id() }),
+    };
+    let mut storage = ObjectStorage::open(&spec)?;
+    if args.no_fsync {
+        storage = storage.without_fsync();
+    }
+    tracing::info!(storage = %storage.description(), role = ?role, "storage opened");
+    let config = DurabilityConfig {
+        flush_interval: Duration::from_millis(args.flush_interval_ms),
+        flush_max_records: args.flush_max_records.max(1),
+        flush_max_bytes: args.flush_max_bytes.max(1),
+        snapshot_every_records: args.snapshot_every_records.max(1),
+        snapshot_every_bytes: args.snapshot_every_bytes.max(1),
+        gc_grace: Duration::from_secs(args.gc_grace_secs),
+        poll_interval: Duration::from_millis(args.poll_interval_ms.max(1)),
+    };
+    if args.replica_of.is_none() {
+        let stale = storage.clone();
+        let age = config.gc_grace;
+        tokio::task::spawn_blocking(move || {
+            let removed =
+                stale.remove_stale_staging_files(arrwdb_core::storage::DEFAULT_TENANT, age);
+            if removed > 0 {
+                tracing::info!(removed, "removed staging files of interrupted uploads");
+            }
+        });
+    }
+    let tenant = Tenant::start(
         arrwdb_core::storage::DEFAULT_TENANT,
         Arc::new(component),
         storage,
-    ));
+        role,
+        config,
+    );
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -126,14 +265,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let loader = tenant.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        match loader.load().await {
-            Ok(libraries) => tracing::info!(
-                libraries,
-                ms = started.elapsed().as_millis() as u64,
-                "storage loaded; ready"
-            ),
-            Err(e) => {
-                let _ = load_failed_tx.send(anyhow::anyhow!("loading storage failed: {e}"));
+        loop {
+            match loader.load().await {
+                Ok(libraries) => {
+                    tracing::info!(
+                        libraries,
+                        ms = started.elapsed().as_millis() as u64,
+                        "storage loaded; ready"
+                    );
+                    break;
+                }
+                // Storage that fails now may answer in a moment; a corrupt log will not.
+                Err(RecoveryError::Storage(e)) => {
+                    tracing::warn!(error = %e, "loading storage failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    let _ = load_failed_tx.send(anyhow::anyhow!("loading storage failed: {e}"));
+                    break;
+                }
             }
         }
     });

@@ -13,21 +13,21 @@ use crate::support::s3::Seaweed;
 use crate::support::{ChildGuard, Http, assert_error, dataset, edge_wasm, free_port, host_bin};
 
 /// A running `arrwdb serve`.
-struct Server {
-    guard: ChildGuard,
-    http: Http,
-    storage: String,
-    env: Vec<(String, String)>,
-    args: Vec<String>,
+pub(crate) struct Server {
+    pub(crate) guard: ChildGuard,
+    pub(crate) http: Http,
+    pub(crate) storage: String,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) args: Vec<String>,
 }
 
 impl Server {
     /// Starts the host on `storage` and waits until `/ready` answers 200.
-    fn start(storage: &str, env: &[(String, String)]) -> Server {
+    pub(crate) fn start(storage: &str, env: &[(String, String)]) -> Server {
         Self::start_with(storage, env, &[])
     }
 
-    fn start_with(storage: &str, env: &[(String, String)], args: &[&str]) -> Server {
+    pub(crate) fn start_with(storage: &str, env: &[(String, String)], args: &[&str]) -> Server {
         let port = free_port();
         let mut cmd = Command::new(host_bin());
         cmd.arg("serve")
@@ -72,14 +72,14 @@ impl Server {
     }
 
     /// SIGKILL (no shutdown hook runs), then a fresh process on the same storage.
-    fn crash_and_restart(mut self) -> Server {
+    pub(crate) fn crash_and_restart(mut self) -> Server {
         self.guard.kill();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         Server::start_with(&self.storage, &self.env, &args)
     }
 }
 
-fn create_library(http: &Http, name: &str, dimension: usize) {
+pub(crate) fn create_library(http: &Http, name: &str, dimension: usize) {
     let reply = http.post(
         "/v1/libraries",
         &json!({"name": name, "dimension": dimension}),
@@ -88,11 +88,11 @@ fn create_library(http: &Http, name: &str, dimension: usize) {
     assert_eq!(reply.1["name"], name);
 }
 
-fn embedding(doc: &Value) -> &Value {
+pub(crate) fn embedding(doc: &Value) -> &Value {
     &doc["chunks"][0]["embedding"]
 }
 
-fn as_f32s(v: &Value) -> Vec<f32> {
+pub(crate) fn as_f32s(v: &Value) -> Vec<f32> {
     v.as_array()
         .expect("an array of numbers")
         .iter()
@@ -101,7 +101,7 @@ fn as_f32s(v: &Value) -> Vec<f32> {
 }
 
 /// Searches with `doc`'s own vector and asserts that `doc` comes first.
-fn assert_found_first(http: &Http, library: &str, doc: &Value) {
+pub(crate) fn assert_found_first(http: &Http, library: &str, doc: &Value) {
     let reply = http.post(
         &format!("/v1/libraries/{library}/search"),
         &json!({"vector": embedding(doc), "k": 3}),
@@ -120,7 +120,7 @@ fn assert_found_first(http: &Http, library: &str, doc: &Value) {
 }
 
 /// Asserts that `GET` returns `doc` with its vector bit for bit (as f32).
-fn assert_stored(http: &Http, library: &str, doc: &Value) {
+pub(crate) fn assert_stored(http: &Http, library: &str, doc: &Value) {
     let id = doc["id"].as_str().expect("string id");
     let reply = http.get(&format!("/v1/libraries/{library}/documents/{}", encode(id)));
     assert_eq!(reply.0, 200, "get {id}: {}", reply.1);
@@ -133,7 +133,7 @@ fn assert_stored(http: &Http, library: &str, doc: &Value) {
 }
 
 /// Percent-encodes a path segment (dataset ids look like `pypi:name`).
-fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
@@ -145,14 +145,14 @@ fn encode(segment: &str) -> String {
         .collect()
 }
 
-fn library_info(http: &Http, library: &str) -> Value {
+pub(crate) fn library_info(http: &Http, library: &str) -> Value {
     let reply = http.get(&format!("/v1/libraries/{library}"));
     assert_eq!(reply.0, 200, "get library {library}: {}", reply.1);
     reply.1
 }
 
 /// Files with extension `ext` under `{dir}/default/{library}/{sub}`, sorted.
-fn objects(dir: &Path, library: &str, sub: &str) -> Vec<PathBuf> {
+pub(crate) fn objects(dir: &Path, library: &str, sub: &str) -> Vec<PathBuf> {
     let path = dir.join("default").join(library).join(sub);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -204,52 +204,7 @@ fn host_keeps_acknowledged_writes_across_sigkill_on_s3() {
     acknowledged_write_survives_sigkill(&seaweed.storage_url("sigkill"), &seaweed.env());
 }
 
-/// Two hosts on one storage: each WAL position is created once (put-if-absent), the
-/// loser reloads and retries, and nothing acknowledged is lost.
-fn two_writers_never_overwrite_each_other(storage: &str, env: &[(String, String)]) {
-    let docs = dataset::documents(3);
-    let a = Server::start(storage, env);
-    create_library(&a.http, "shared", dataset::DIM);
-    let b = Server::start(storage, env);
-    assert_eq!(library_info(&b.http, "shared")["seq"], 1);
-
-    assert_eq!(
-        a.http.post("/v1/libraries/shared/documents", &docs[0]).0,
-        200
-    );
-    // `b` still thinks the log ends at 1: its PUT of wal/2 must fail, and it must
-    // reload, re-validate and land at 3.
-    let reply = b.http.post("/v1/libraries/shared/documents", &docs[1]);
-    assert_eq!(reply.0, 200, "second writer: {}", reply.1);
-    assert_stored(&b.http, "shared", &docs[0]);
-    assert_eq!(
-        a.http.post("/v1/libraries/shared/documents", &docs[2]).0,
-        200
-    );
-
-    let c = Server::start(storage, env);
-    let info = library_info(&c.http, "shared");
-    assert_eq!(
-        (info["documents"].as_u64(), info["seq"].as_u64()),
-        (Some(3), Some(4)),
-        "{info}"
-    );
-    for doc in &docs {
-        assert_stored(&c.http, "shared", doc);
-    }
-}
-
-#[test]
-fn host_writers_on_one_local_directory_never_overwrite_each_other() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    two_writers_never_overwrite_each_other(&dir.path().display().to_string(), &[]);
-}
-
-#[test]
-fn host_writers_on_one_s3_prefix_never_overwrite_each_other() {
-    let seaweed = Seaweed::start();
-    two_writers_never_overwrite_each_other(&seaweed.storage_url("race"), &seaweed.env());
-}
+// Two writers on one storage: see `durability.rs` (the newer one fences the older).
 
 #[test]
 fn host_restarts_from_a_snapshot_plus_later_writes() {

@@ -8,5 +8,7 @@
 mod support;
 
 mod cross_runtime;
+mod durability;
 mod edge;
+mod edge_s3;
 mod host;
