@@ -8,10 +8,13 @@
 //! - `cargo xtask bench [--n N] [--queries Q]`: every index kind on the pypi-minilm
 //!   dataset beside faiss, hnswlib and usearch in the same run (see tests/bench/).
 //! - `cargo xtask build` / `cargo xtask install`: the build and install steps alone.
+//! - `cargo xtask deploy`: the test step that validates `deploy/` and CI files alone
+//!   (after a build: it runs the backup test with the release server).
 //!
 //! Installs are idempotent and live under the user's home (`~/.cargo/bin`, pip, npm's
 //! cache) or the system (apt), so a second run skips them.
 
+mod deploy;
 mod npm;
 
 use std::path::{Path, PathBuf};
@@ -37,8 +40,9 @@ fn main() -> ExitCode {
         Some("build") => install_all(&root).and_then(|tools| build(&root, &tools)),
         Some("install") => install_all(&root).map(|_| ()),
         Some("npm") => npm_package(&root, &args[1..]),
+        Some("deploy") => deploy::install().and_then(|()| deploy::validate(&root)),
         _ => Err(
-            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install | npm [test]>"
+            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install | npm [test] | deploy>"
                 .into(),
         ),
     };
@@ -193,6 +197,7 @@ fn install_all(root: &Path) -> Result<Tools> {
     install_seaweedfs()?;
     npm::install_www(root)?;
     install_fuzz_tools()?;
+    deploy::install()?;
     Ok(Tools { wasm_bindgen })
 }
 
@@ -323,6 +328,7 @@ fn test(root: &Path) -> Result {
         .current_dir(root)
         .arg("--test")
         .args(npm::node_test_files(root)))?;
+    deploy::validate(root)?;
     fuzz(root)?;
     eprintln!("\nall tests passed");
     Ok(())

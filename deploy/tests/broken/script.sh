@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+dir=$1
+rm -rf $dir/*
