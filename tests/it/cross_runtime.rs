@@ -396,7 +396,8 @@ fn four_runtimes_rank_identically() {
             .arg("--storage")
             .arg(host_dir.path())
             .arg("--component")
-            .arg(edge_wasm()),
+            .arg(edge_wasm())
+            .env("ARRWDB_NO_AUTH", "true"),
     );
     let host_http = Http::new(format!("http://127.0.0.1:{port}"));
     host_http.wait_ready("/ready", Duration::from_secs(60));

@@ -255,7 +255,7 @@ test("follow replicates a library from the host's files served as plain static f
       s.close(() => resolve(p));
     });
   });
-  const host = spawn(hostBinary, ["serve", "--addr", `127.0.0.1:${port}`, "--storage", dir], { stdio: "ignore", env: { ...process.env, RUST_LOG: "warn" } });
+  const host = spawn(hostBinary, ["serve", "--addr", `127.0.0.1:${port}`, "--storage", dir], { stdio: "ignore", env: { ...process.env, RUST_LOG: "warn", ARRWDB_NO_AUTH: "true" } });
   const api = `http://127.0.0.1:${port}`;
   const call = async (method, route, body) => {
     const response = await fetch(`${api}${route}`, {

@@ -191,6 +191,7 @@ export async function startHost(endpoint, prefix) {
     stdio: "ignore",
     env: {
       ...process.env,
+      ARRWDB_NO_AUTH: "true",
       AWS_ENDPOINT_URL: endpoint,
       AWS_ACCESS_KEY_ID: ACCESS_KEY,
       AWS_SECRET_ACCESS_KEY: SECRET_KEY,
