@@ -8,23 +8,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrwdb_core::api::{self, BatchItemResult};
-use arrwdb_core::{Command, Outcome, Query, QueryResponse};
-use axum::Router;
+use arrwdb_core::{Command, Outcome, Query as EngineQuery, QueryResponse};
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::Serialize;
 
+use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
 use crate::tenant::Tenant;
 
 /// Shared state of the router.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The default tenant (for `/ready`); handlers use the caller's.
     pub tenant: Arc<Tenant>,
+    /// Tenants, keys and authentication.
+    pub auth: Arc<Auth>,
     pub max_body_bytes: usize,
 }
 
@@ -36,21 +40,58 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/v1/libraries", get(list_libraries).post(create_library))
         .route(
             "/v1/libraries/{lib}",
             get(get_library).delete(delete_library),
         )
-        .route("/v1/libraries/{lib}/documents", post(upsert_document))
+        .route(
+            "/v1/libraries/{lib}/documents",
+            get(list_documents).post(upsert_document),
+        )
+        .route(
+            "/v1/libraries/{lib}/documents/delete",
+            post(delete_documents),
+        )
         .route("/v1/libraries/{lib}/documents/batch", post(upsert_batch))
         .route(
             "/v1/libraries/{lib}/documents/{doc}",
             get(get_document).delete(delete_document),
         )
         .route("/v1/libraries/{lib}/search", post(search))
+        .route(
+            "/v1/libraries/{lib}/documents/stream",
+            post(crate::stream::upsert_stream),
+        )
+        .route(
+            "/v1/libraries/{lib}/search/stream",
+            post(crate::stream::search_stream),
+        )
         .route("/v1/libraries/{lib}/snapshot", post(snapshot))
         .route("/v1/libraries/{lib}/rebuild", post(rebuild))
         .route("/v1/libraries/{lib}/optimize", post(optimize))
+        .route(
+            "/v1/admin/tenants",
+            get(crate::admin::list_tenants).post(crate::admin::create_tenant),
+        )
+        .route("/v1/admin/tenants/{tenant}", get(crate::admin::get_tenant))
+        .route(
+            "/v1/admin/tenants/{tenant}/deactivate",
+            post(crate::admin::deactivate_tenant),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/keys",
+            get(crate::admin::list_keys).post(crate::admin::create_key),
+        )
+        .route("/v1/admin/keys/{id}/rotate", post(crate::admin::rotate_key))
+        .route("/v1/admin/keys/{id}/revoke", post(crate::admin::revoke_key))
+        // Every /v1 route above needs a key (the middleware lets /health, /ready and
+        // /metrics through); register /v1 routes above this line.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            crate::auth::require_key,
+        ))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -58,6 +99,7 @@ pub fn router(state: AppState) -> Router {
             limit,
             reject_declared_oversize,
         ))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .with_state(state)
 }
 
@@ -74,8 +116,12 @@ async fn reject_declared_oversize(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let streamed = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|p| crate::stream::UNLIMITED_ROUTES.contains(&p.as_str()));
     match declared {
-        Some(length) if length > limit as u64 => ApiError::new(
+        Some(length) if length > limit as u64 && !streamed => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid",
             format!("request body is larger than the limit of {limit} bytes"),
@@ -152,45 +198,50 @@ async fn ready(State(state): State<AppState>) -> Reply {
     }
 }
 
-async fn list_libraries(State(state): State<AppState>) -> Reply {
-    match state.tenant.query(&Query::ListLibraries).await? {
+async fn list_libraries(Extension(caller): Extension<Caller>) -> Reply {
+    match caller.tenant.query(&EngineQuery::ListLibraries).await? {
         QueryResponse::Libraries(list) => Ok(json(StatusCode::OK, &list)),
         _ => Err(unexpected()),
     }
 }
 
 /// Runs one command and returns its outcome.
-async fn write_one(state: &AppState, library: &str, command: Command) -> Result<Outcome, ApiError> {
-    let mut outcomes = state.tenant.write(library, vec![command]).await?;
+async fn write_one(caller: &Caller, library: &str, command: Command) -> Result<Outcome, ApiError> {
+    let mut outcomes = caller.tenant.write(library, vec![command]).await?;
     outcomes.pop().ok_or_else(unexpected)?
 }
 
 async fn create_library(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let raw = body(raw, state.max_body_bytes)?;
     let config = api::from_json::<api::CreateLibraryRequest>(&raw)?.into_config()?;
     let name = config.name.clone();
-    match write_one(&state, &name, Command::CreateLibrary(config)).await? {
+    match write_one(&caller, &name, Command::CreateLibrary(config)).await? {
         Outcome::LibraryCreated(info) => Ok(json(StatusCode::CREATED, &info)),
         _ => Err(unexpected()),
     }
 }
 
 async fn get_library(
-    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
 ) -> Reply {
     let library = path(lib)?;
-    match state.tenant.query(&Query::GetLibrary { library }).await? {
+    match caller
+        .tenant
+        .query(&EngineQuery::GetLibrary { library })
+        .await?
+    {
         QueryResponse::Library(info) => Ok(json(StatusCode::OK, &info)),
         _ => Err(unexpected()),
     }
 }
 
 async fn delete_library(
-    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
 ) -> Reply {
     let library = path(lib)?;
@@ -199,7 +250,7 @@ async fn delete_library(
     if api::validate_library_name(&library).is_err() {
         return Err(arrwdb_core::Error::LibraryNotFound(library).into());
     }
-    state.tenant.delete_library(&library).await?;
+    caller.tenant.delete_library(&library).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -216,13 +267,14 @@ fn new_document(library: &str, request: api::UpsertDocumentRequest) -> Command {
 
 async fn upsert_document(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let library = path(lib)?;
     let raw = body(raw, state.max_body_bytes)?;
     let request = api::from_json::<api::UpsertDocumentRequest>(&raw)?;
-    match write_one(&state, &library, new_document(&library, request)).await? {
+    match write_one(&caller, &library, new_document(&library, request)).await? {
         Outcome::DocumentUpserted(done) => Ok(json(StatusCode::OK, &done)),
         _ => Err(unexpected()),
     }
@@ -230,18 +282,20 @@ async fn upsert_document(
 
 async fn upsert_batch(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
     let library = path(lib)?;
     let raw = body(raw, state.max_body_bytes)?;
     let request = api::from_json::<api::BatchUpsertRequest>(&raw)?;
+    request.validate()?;
     let commands: Vec<Command> = request
         .documents
         .into_iter()
         .map(|d| new_document(&library, d))
         .collect();
-    let results = state
+    let results = caller
         .tenant
         .write(&library, commands)
         .await?
@@ -256,13 +310,13 @@ async fn upsert_batch(
 }
 
 async fn get_document(
-    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Reply {
     let (library, document) = path(ids)?;
-    match state
+    match caller
         .tenant
-        .query(&Query::GetDocument { library, document })
+        .query(&EngineQuery::GetDocument { library, document })
         .await?
     {
         QueryResponse::Document(doc) => Ok(json(StatusCode::OK, &doc)),
@@ -271,7 +325,7 @@ async fn get_document(
 }
 
 async fn delete_document(
-    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Reply {
     let (library, document) = path(ids)?;
@@ -279,14 +333,80 @@ async fn delete_document(
         library: library.clone(),
         document,
     };
-    match write_one(&state, &library, command).await? {
+    match write_one(&caller, &library, command).await? {
         Outcome::DocumentDeleted { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Query parameters of a document listing; `filter` is a JSON object in a string.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    cursor: Option<String>,
+    limit: Option<u32>,
+    filter: Option<String>,
+}
+
+async fn list_documents(
+    Extension(caller): Extension<Caller>,
+    lib: Result<Path<String>, PathRejection>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Reply {
+    let library = path(lib)?;
+    let Query(params) = params.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
+    let filter = match params.filter.as_deref() {
+        Some(text) => Some(api::from_json(text.as_bytes()).map_err(|e| {
+            ApiError::invalid(format!(
+                "query parameter `filter`: {}",
+                ApiError::from(e).message()
+            ))
+        })?),
+        None => None,
+    };
+    let request = api::ListDocumentsRequest {
+        cursor: params.cursor,
+        limit: params.limit,
+        filter,
+    };
+    match caller
+        .tenant
+        .query(&EngineQuery::ListDocuments { library, request })
+        .await?
+    {
+        QueryResponse::Documents(list) => Ok(json(StatusCode::OK, &list)),
+        _ => Err(unexpected()),
+    }
+}
+
+async fn delete_documents(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    lib: Result<Path<String>, PathRejection>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let library = path(lib)?;
+    let raw = body(raw, state.max_body_bytes)?;
+    let request = api::from_json::<api::DeleteDocumentsRequest>(&raw)?;
+    let command = Command::DeleteDocuments {
+        library: library.clone(),
+        request,
+    };
+    match write_one(&caller, &library, command).await? {
+        Outcome::DocumentsDeleted { ids, .. } => Ok(json(
+            StatusCode::OK,
+            &api::DeleteDocumentsResponse {
+                deleted: ids.len() as u64,
+                ids,
+            },
+        )),
         _ => Err(unexpected()),
     }
 }
 
 async fn search(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -294,12 +414,14 @@ async fn search(
     let raw = body(raw, state.max_body_bytes)?;
     let started = Instant::now();
     let request = api::from_json::<api::SearchRequest>(&raw)?;
-    match state
+    let mode = crate::metrics::search_mode(&request);
+    match caller
         .tenant
-        .query(&Query::Search { library, request })
+        .query(&EngineQuery::Search { library, request })
         .await?
     {
         QueryResponse::Search(mut found) => {
+            crate::metrics::metrics().search(mode, started.elapsed());
             found.took_ms = started.elapsed().as_secs_f64() * 1e3;
             Ok(json(StatusCode::OK, &found))
         }
@@ -308,14 +430,14 @@ async fn search(
 }
 
 async fn snapshot(
-    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
 ) -> Reply {
     let library = path(lib)?;
     if api::validate_library_name(&library).is_err() {
         return Err(arrwdb_core::Error::LibraryNotFound(library).into());
     }
-    let bytes = state.tenant.snapshot(&library).await?;
+    let bytes = caller.tenant.snapshot(&library).await?;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/octet-stream")],
@@ -326,6 +448,7 @@ async fn snapshot(
 
 async fn rebuild(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -336,7 +459,7 @@ async fn rebuild(
         library: library.clone(),
         index: request.index,
     };
-    match write_one(&state, &library, command).await? {
+    match write_one(&caller, &library, command).await? {
         Outcome::IndexRebuilt(info) => Ok(json(StatusCode::OK, &info)),
         _ => Err(unexpected()),
     }
@@ -344,6 +467,7 @@ async fn rebuild(
 
 async fn optimize(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -353,7 +477,7 @@ async fn optimize(
     let command = Command::Optimize {
         library: library.clone(),
     };
-    match write_one(&state, &library, command).await? {
+    match write_one(&caller, &library, command).await? {
         Outcome::Optimized(info) => Ok(json(StatusCode::OK, &info)),
         _ => Err(unexpected()),
     }

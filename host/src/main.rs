@@ -12,13 +12,18 @@
 //! `arrwdb backup` / `arrwdb restore` copy a consistent snapshot + WAL range between
 //! stores. docs/durability.md describes the storage design.
 
+mod admin;
+mod auth;
 mod backup;
 mod component;
 mod error;
 mod faults;
 mod http;
 mod log;
+mod metrics;
+mod ratelimit;
 mod storage;
+mod stream;
 mod tenant;
 
 use std::net::SocketAddr;
@@ -127,6 +132,21 @@ struct ServeArgs {
     /// survives a process crash but not a power loss or kernel crash).
     #[arg(long, env = "ARRWDB_NO_FSYNC")]
     no_fsync: bool,
+    /// The operator's admin API key (`arrw_…`, at least 32 characters). Without it,
+    /// the first start creates one, prints it once and stores only its hash.
+    #[arg(long, env = "ARRWDB_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// LOCAL DEVELOPMENT ONLY: accept every request without a key, as the default
+    /// tenant with every scope.
+    #[arg(long, env = "ARRWDB_NO_AUTH")]
+    no_auth: bool,
+    /// Reads and searches per second per API key (burst: one second's worth); 0 =
+    /// unlimited. A tenant record's `rates` overrides it.
+    #[arg(long, env = "ARRWDB_SEARCH_RATE", default_value_t = 1000)]
+    search_rate: u32,
+    /// Writes per second per API key (burst: one second's worth); 0 = unlimited.
+    #[arg(long, env = "ARRWDB_WRITE_RATE", default_value_t = 1000)]
+    write_rate: u32,
     /// Do not cache compiled machine code of the component (wasmtime's cache in the
     /// user's cache directory, which makes restarts start in milliseconds).
     #[arg(long, env = "ARRWDB_NO_COMPILE_CACHE")]
@@ -243,13 +263,42 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let component = Arc::new(component);
     let tenant = Tenant::start(
         arrwdb_core::storage::DEFAULT_TENANT,
-        Arc::new(component),
-        storage,
-        role,
-        config,
+        component.clone(),
+        storage.clone(),
+        role.clone(),
+        config.clone(),
     );
+    let tenants = auth::Tenants::new(component, storage.clone(), role, config, tenant.clone());
+    if args.no_auth {
+        tracing::warn!(
+            "!!! --no-auth: EVERY REQUEST IS ACCEPTED WITHOUT AN API KEY. Local development only; never expose this server. !!!"
+        );
+    }
+    let (auth, created) = auth::Auth::open(
+        storage,
+        tenants,
+        !args.no_auth,
+        args.admin_key.as_deref(),
+        ratelimit::Rates {
+            search_per_sec: Some(args.search_rate),
+            write_per_sec: Some(args.write_rate),
+        },
+    )
+    .await
+    .context("load tenants and API keys")?;
+    let auth = Arc::new(auth);
+    if let Some(key) = created {
+        #[allow(clippy::print_stdout)] // shown once, by design
+        {
+            println!("created the admin API key (shown only now, stored as a hash): {key}");
+            println!(
+                "to choose the admin key yourself, start with ARRWDB_ADMIN_KEY=arrw_... or --admin-key"
+            );
+        }
+    }
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -277,6 +326,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 // Storage that fails now may answer in a moment; a corrupt log will not.
                 Err(RecoveryError::Storage(e)) => {
+                    metrics::metrics().storage_error("load");
                     tracing::warn!(error = %e, "loading storage failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -290,6 +340,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let state = http::AppState {
         tenant: tenant.clone(),
+        auth: auth.clone(),
         max_body_bytes: args.max_body_mb << 20,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Option<anyhow::Error>>();
@@ -313,7 +364,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     tracing::info!("shutting down: snapshotting changed libraries");
-    tenant.snapshot_all().await;
+    auth.tenants.snapshot_all().await;
     tracing::info!("stopped");
     Ok(())
 }

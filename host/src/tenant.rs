@@ -37,6 +37,9 @@ use crate::storage::{ObjectStorage, StorageError};
 /// How often a write is retried after losing a WAL position to another writer.
 const WRITE_ATTEMPTS: usize = 5;
 
+/// Writer: how often a read checks a library's log for segments of other writers.
+const FOREIGN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 impl From<RecoveryError> for ApiError {
     fn from(e: RecoveryError) -> Self {
         match e {
@@ -139,6 +142,8 @@ struct TenantState {
     /// rebuilds it from storage.
     instance: Option<EngineInstance>,
     libraries: BTreeMap<String, LibraryLog>,
+    /// Writer: when each library was last checked for foreign WAL segments.
+    foreign_checked: BTreeMap<String, Instant>,
 }
 
 /// A queued write.
@@ -219,6 +224,7 @@ impl Tenant {
             queue,
         });
         tokio::spawn(tenant.clone().committer(rx));
+        crate::metrics::register_tenant(&tenant);
         match tenant.role {
             Role::Writer { .. } => {
                 tokio::spawn(tenant.clone().compactor());
@@ -433,7 +439,10 @@ impl Tenant {
                         return Err(self.fenced_error(library, log));
                     }
                 }
-                Err(e) => return Err(ApiError::unavailable(e.to_string())),
+                Err(e) => {
+                    crate::metrics::metrics().storage_error("manifest_put");
+                    return Err(ApiError::unavailable(e.to_string()));
+                }
             }
         }
         Err(ApiError::unavailable(format!(
@@ -746,9 +755,11 @@ impl Tenant {
                     None => None,
                 }
             };
+            let flush_started = Instant::now();
             let (put, fence) = tokio::join!(self.storage.put_if_absent(&key, segment), fence);
             match put {
                 Ok(()) => {
+                    crate::metrics::metrics().wal_flushed(records.len(), flush_started.elapsed());
                     tracing::debug!(%key, records = records.len(), "WAL segment written");
                     // A newer writer claimed the library while this segment was in
                     // flight: it is durable and the new writer will read it, but this
@@ -771,6 +782,7 @@ impl Tenant {
                     tracing::warn!(%key, "another writer took this WAL position; reloading and retrying");
                 }
                 Err(e) => {
+                    crate::metrics::metrics().storage_error("wal_put");
                     tracing::error!(%key, error = %e, "WAL segment write failed; reloading the library");
                     self.reload(state, library).await?;
                     return Err(ApiError::unavailable(format!(
@@ -864,6 +876,9 @@ impl Tenant {
     /// # Errors
     /// The engine's error, or 503 while loading.
     pub async fn query(&self, query: &Query) -> Result<QueryResponse, ApiError> {
+        if self.is_writer() {
+            self.pick_up_foreign_segments(query).await;
+        }
         let mut state = self.lock().await?;
         let Some(instance) = state.instance.as_mut() else {
             return Err(ApiError::unavailable(
@@ -873,6 +888,55 @@ impl Tenant {
         match blocking(|| instance.query(query)) {
             Ok(response) => Ok(response),
             Err(e) => Err(self.fail(&mut state, e)),
+        }
+    }
+
+    /// Writer: before a read of a library, at most once per [`FOREIGN_CHECK_INTERVAL`],
+    /// looks for a WAL segment after our last record (one HEAD of `wal/{seq+1}`, without
+    /// the instance lock). Edge workers append segments to the same log; finding one
+    /// reloads the library (snapshot + whole tail, as after a lost WAL race), so reads
+    /// see their writes within about a second instead of only after our next write.
+    async fn pick_up_foreign_segments(&self, query: &Query) {
+        let library = match query {
+            Query::GetLibrary { library }
+            | Query::GetDocument { library, .. }
+            | Query::Search { library, .. }
+            | Query::ListDocuments { library, .. } => library,
+            _ => return,
+        };
+        if !self.is_ready() {
+            return;
+        }
+        let seq = {
+            let mut state = self.state.lock().await;
+            let now = Instant::now();
+            let due = state
+                .foreign_checked
+                .get(library)
+                .is_none_or(|t| now.duration_since(*t) >= FOREIGN_CHECK_INTERVAL);
+            match state.libraries.get(library) {
+                Some(log) if due => {
+                    let seq = log.seq;
+                    state.foreign_checked.insert(library.clone(), now);
+                    seq
+                }
+                _ => return,
+            }
+        };
+        let next = storage::wal_key(&self.name, library, seq + 1);
+        if !matches!(self.storage.exists(&next).await, Ok(true)) {
+            return;
+        }
+        let Ok(mut state) = self.lock().await else {
+            return;
+        };
+        // Our own write may have taken that position meanwhile.
+        if state.libraries.get(library).map(|l| l.seq) != Some(seq) {
+            return;
+        }
+        tracing::info!(%library, key = %next, "found WAL segments written by another writer; reloading");
+        if let Err(e) = self.reload(&mut state, library).await {
+            tracing::warn!(%library, error = %e.message(), "could not pick up foreign WAL segments");
         }
     }
 
@@ -922,10 +986,10 @@ impl Tenant {
         // The lock stays held through the PUT, so a concurrent delete cannot leave this
         // snapshot behind to resurrect the library.
         let key = storage::snapshot_key(&self.name, library, seq);
-        self.storage
-            .put(&key, bytes.clone())
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        self.storage.put(&key, bytes.clone()).await.map_err(|e| {
+            crate::metrics::metrics().storage_error("snapshot_put");
+            ApiError::unavailable(e.to_string())
+        })?;
         let published = self.publish(&mut log, library, seq).await;
         if published.is_ok() {
             log.tail_records = 0;
@@ -934,6 +998,7 @@ impl Tenant {
         state.libraries.insert(library.into(), log.clone());
         published?;
         tracing::info!(%key, bytes = bytes.len(), "snapshot written and published");
+        crate::metrics::metrics().snapshots.inc();
         self.spawn_gc(library, Some(seq), log.manifest);
         Ok(bytes)
     }
@@ -1099,6 +1164,7 @@ impl Tenant {
             };
             match outcome {
                 Ok(Tail::Advanced { seq, last_segment }) => {
+                    crate::metrics::metrics().replica_lag(&library, seq.saturating_sub(log.seq));
                     if seq != log.seq {
                         tracing::debug!(%library, from = log.seq, to = seq, "replica advanced");
                     }

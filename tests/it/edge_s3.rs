@@ -522,10 +522,17 @@ fn edge_s3_writes_reach_the_host_and_other_edges() {
         got.2
     );
 
-    // The running writer host serves from memory: it does not see d20 until it reads
-    // the tail — which its next write does, because the edge took the position it
-    // expected (its put-if-absent fails, it reloads and retries).
-    assert_eq!(host.http.get("/v1/libraries/field/documents/d20").0, 404);
+    // The running writer host picks up segments other writers appended: before a read
+    // it checks for the next WAL segment (at most once a second) and reloads.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while host.http.get("/v1/libraries/field/documents/d20").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer host never saw the edge's write"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its own next write lands after the edge's record.
     let reply = host
         .http
         .post("/v1/libraries/field/documents", &doc(21, dim));

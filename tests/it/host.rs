@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::s3::Seaweed;
-use crate::support::{ChildGuard, Http, assert_error, dataset, edge_wasm, free_port, host_bin};
+use crate::support::{
+    ChildGuard, Http, TEST_ADMIN_KEY, assert_error, dataset, edge_wasm, free_port, host_bin,
+};
 
 /// A running `arrwdb serve`.
 pub(crate) struct Server {
@@ -40,12 +42,16 @@ impl Server {
             ])
             .arg(edge_wasm())
             .args(args)
+            // Auth is off unless a test turns it on (`ARRWDB_NO_AUTH=false` in `env`):
+            // the durability tests drive the server with their own clients.
+            .env("ARRWDB_NO_AUTH", "true")
+            .env("ARRWDB_ADMIN_KEY", TEST_ADMIN_KEY)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let mut guard = ChildGuard::spawn("arrwdb", &mut cmd);
-        let http = Http::new(format!("http://127.0.0.1:{port}"));
+        let http = Http::new(format!("http://127.0.0.1:{port}")).with_key(TEST_ADMIN_KEY);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(Some(status)) = guard.child.try_wait() {
@@ -979,4 +985,154 @@ fn post_headers_only(base: &str, path: &str, length: usize) -> (u16, Value) {
         .unwrap_or_else(|| panic!("no HTTP status in {response:?}"));
     let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn host_lists_documents_by_cursor_and_deletes_by_ids_and_by_filter() {
+    let server = Server::start("memory://", &[]);
+    let http = &server.http;
+    create_library(http, "pages", 2);
+    for i in 0..7 {
+        let color = if i % 2 == 0 { "red" } else { "blue" };
+        let reply = http.post(
+            "/v1/libraries/pages/documents",
+            &json!({"id": format!("d{i}"), "metadata": {"color": color},
+                    "chunks": [{"text": "t", "embedding": [1.0, i as f32]}]}),
+        );
+        assert_eq!(reply.0, 200, "{}", reply.1);
+    }
+    // Pages of 3 in id order, until next_cursor is absent.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let query = match &cursor {
+            Some(c) => format!("?limit=3&cursor={}", encode(c)),
+            None => "?limit=3".into(),
+        };
+        let page = http.get(&format!("/v1/libraries/pages/documents{query}"));
+        assert_eq!(page.0, 200, "{}", page.1);
+        let docs = page.1["documents"].as_array().expect("documents").clone();
+        assert!(docs.len() <= 3);
+        seen.extend(
+            docs.iter()
+                .map(|d| d["id"].as_str().expect("id").to_string()),
+        );
+        match page.1["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.into()),
+            None => break,
+        }
+    }
+    let all: Vec<String> = (0..7).map(|i| format!("d{i}")).collect();
+    assert_eq!(seen, all);
+    // Filter as a JSON string.
+    let red = http.get(&format!(
+        "/v1/libraries/pages/documents?filter={}",
+        encode(r#"{"color":"red"}"#)
+    ));
+    assert_eq!(red.0, 200, "{}", red.1);
+    assert_eq!(red.1["documents"].as_array().map(Vec::len), Some(4));
+    assert_error(
+        &http.get("/v1/libraries/pages/documents?filter=notjson"),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.get("/v1/libraries/pages/documents?bogus=1"),
+        400,
+        "invalid",
+    );
+    assert_error(&http.get("/v1/libraries/nope/documents"), 404, "not_found");
+
+    // Delete by ids (an unknown id is not listed), then by filter.
+    let deleted = http.post(
+        "/v1/libraries/pages/documents/delete",
+        &json!({"ids": ["d0", "d1", "zzz"]}),
+    );
+    assert_eq!(deleted.0, 200, "{}", deleted.1);
+    assert_eq!(deleted.1, json!({"deleted": 2, "ids": ["d0", "d1"]}));
+    let deleted = http.post(
+        "/v1/libraries/pages/documents/delete",
+        &json!({"filter": {"color": "red"}}),
+    );
+    assert_eq!(deleted.0, 200, "{}", deleted.1);
+    assert_eq!(deleted.1, json!({"deleted": 3, "ids": ["d2", "d4", "d6"]}));
+    assert_error(
+        &http.post("/v1/libraries/pages/documents/delete", &json!({})),
+        400,
+        "invalid",
+    );
+    let left = http.get("/v1/libraries/pages/documents");
+    let ids: Vec<&str> = left.1["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["d3", "d5"]);
+    assert_error(
+        &http.get("/v1/libraries/pages/documents/d0"),
+        404,
+        "not_found",
+    );
+
+    // Batch size limit, empty batch, and a wrong method.
+    let too_many: Vec<Value> = (0..=arrwdb_core::api::MAX_BATCH_DOCUMENTS)
+        .map(|i| json!({"id": format!("b{i}"), "chunks": []}))
+        .collect();
+    let reply = http.post(
+        "/v1/libraries/pages/documents/batch",
+        &json!({"documents": too_many}),
+    );
+    assert_error(&reply, 400, "invalid");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("batch"))
+    );
+    assert_error(
+        &http.post(
+            "/v1/libraries/pages/documents/batch",
+            &json!({"documents": []}),
+        ),
+        400,
+        "invalid",
+    );
+    assert_error(
+        &http.request("PUT", "/v1/libraries/pages/documents", &[], None),
+        405,
+        "invalid",
+    );
+}
+
+#[test]
+fn host_writer_reads_see_segments_another_writer_appended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().to_str().expect("utf-8").to_string();
+    let a = Server::start(&storage, &[]);
+    create_library(&a.http, "shared", 2);
+    let doc = |id: &str| json!({"id": id, "chunks": [{"text": "t", "embedding": [1.0, 0.5]}]});
+    assert_eq!(
+        a.http
+            .post("/v1/libraries/shared/documents", &doc("mine"))
+            .0,
+        200
+    );
+    // Another writer (as an edge worker would) appends to the same log.
+    let b = Server::start(&storage, &[]);
+    assert_eq!(
+        b.http
+            .post("/v1/libraries/shared/documents", &doc("theirs"))
+            .0,
+        200
+    );
+    // A does not write, yet its reads pick the segment up within about a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.http.get("/v1/libraries/shared/documents/theirs").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer never saw the foreign segment"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(a.http.get("/v1/libraries/shared").1["documents"], 2);
 }

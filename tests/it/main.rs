@@ -7,8 +7,10 @@
 
 mod support;
 
+mod auth;
 mod cross_runtime;
 mod durability;
 mod edge;
 mod edge_s3;
 mod host;
+mod observe;

@@ -144,7 +144,12 @@ impl Drop for ChildGuard {
 pub struct Http {
     pub base: String,
     agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer <key>` with every request, if set.
+    pub key: Option<String>,
 }
+
+/// The admin key the test servers are started with (`ARRWDB_ADMIN_KEY`).
+pub const TEST_ADMIN_KEY: &str = "arrw_testadminkey0123456789abcdefghijklmnopqrstu";
 
 /// Status and JSON body of a response (`Value::Null` for an empty or non-JSON body).
 pub type Reply = (u16, Value);
@@ -158,7 +163,56 @@ impl Http {
         Http {
             base: base.into(),
             agent: config.into(),
+            key: None,
         }
+    }
+
+    /// The same client, sending `key` with every request.
+    pub fn with_key(&self, key: &str) -> Self {
+        Http {
+            key: Some(key.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The same client, sending no key.
+    pub fn without_key(&self) -> Self {
+        Http {
+            key: None,
+            ..self.clone()
+        }
+    }
+
+    fn auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.key {
+            Some(key) => request.header("authorization", format!("Bearer {key}")),
+            None => request,
+        }
+    }
+
+    /// A request with extra headers (and the key, if set); `body` None sends none.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let request = ureq::http::Request::builder().method(method).uri(url);
+        let mut request = match &self.key {
+            Some(key) => request.header("authorization", format!("Bearer {key}")),
+            None => request,
+        };
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("serialize"));
+        let request = request
+            .header("content-type", "application/json")
+            .body(bytes.unwrap_or_default())
+            .expect("build request");
+        Self::reply(self.agent.run(request))
     }
 
     fn reply(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
@@ -169,11 +223,17 @@ impl Http {
     }
 
     pub fn get(&self, path: &str) -> Reply {
-        Self::reply(self.agent.get(format!("{}{path}", self.base)).call())
+        Self::reply(
+            self.auth(self.agent.get(format!("{}{path}", self.base)))
+                .call(),
+        )
     }
 
     pub fn delete(&self, path: &str) -> Reply {
-        Self::reply(self.agent.delete(format!("{}{path}", self.base)).call())
+        Self::reply(
+            self.auth(self.agent.delete(format!("{}{path}", self.base)))
+                .call(),
+        )
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Reply {
@@ -182,8 +242,7 @@ impl Http {
 
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Reply {
         Self::reply(
-            self.agent
-                .post(format!("{}{path}", self.base))
+            self.auth(self.agent.post(format!("{}{path}", self.base)))
                 .header("content-type", "application/json")
                 .send(body),
         )
@@ -192,8 +251,7 @@ impl Http {
     /// POST and return the raw response bytes (for binary endpoints).
     pub fn post_bytes(&self, path: &str) -> (u16, Vec<u8>) {
         let mut resp = self
-            .agent
-            .post(format!("{}{path}", self.base))
+            .auth(self.agent.post(format!("{}{path}", self.base)))
             .send_empty()
             .expect("HTTP request failed at the transport level");
         let status = resp.status().as_u16();

@@ -1,0 +1,427 @@
+//! Prometheus metrics: the names and labels of the metrics contract
+//! (deploy/monitoring/metrics.txt, which the dashboards and alert rules use), exported
+//! on `GET /metrics` in the OpenMetrics text format.
+//!
+//! Key choices:
+//! - `prometheus-client` (the Prometheus project's Rust client) owns the registry and
+//!   the encoding, so the text format is right by construction.
+//! - One process-wide registry ([`metrics`]): the hooks sit deep in the write path
+//!   (WAL flush, snapshot, storage errors), and one registry per process is what a
+//!   scrape expects. Tenants register themselves ([`register_tenant`]); the gauges that
+//!   describe state (readiness, libraries, documents, fencing) are read from them at
+//!   scrape time instead of being kept in step on every write.
+//! - Label sets are closed: `route` is the matched route template (or `unmatched`),
+//!   never the raw path, so a scanner cannot blow up the series count. Families whose
+//!   label values are known up front (search modes, job types and statuses, storage
+//!   operations) are created at 0, so `rate()` works before the first event.
+
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use arrwdb_core::api::{SearchMode, SearchRequest};
+use arrwdb_core::{Query, QueryResponse};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::tenant::Tenant;
+
+/// `method`, `route`, `status` of `arrwdb_http_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: String,
+}
+
+/// `method`, `route` of `arrwdb_http_request_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+/// `library` of the per-library gauges.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LibraryLabel {
+    pub library: String,
+}
+
+/// `mode` of `arrwdb_search_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    pub mode: String,
+}
+
+/// `type`, `status` of `arrwdb_jobs_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub r#type: String,
+    pub status: String,
+}
+
+/// `op` of `arrwdb_storage_errors_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~26 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+fn size_histogram() -> Histogram {
+    // 1 … 32768 records.
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// Storage operations counted in `arrwdb_storage_errors_total`.
+pub const STORAGE_OPS: &[&str] = &["load", "wal_put", "snapshot_put", "manifest_put"];
+/// Job types and statuses counted in `arrwdb_jobs_total`.
+pub const JOB_TYPES: &[&str] = &[
+    "import", "export", "delete", "rebuild", "optimize", "compact", "backup", "restore",
+];
+/// Final and intermediate job statuses.
+pub const JOB_STATUSES: &[&str] = &["started", "completed", "failed", "cancelled"];
+
+/// Every metric of the contract.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_duration: HistogramFamily<RouteLabels>,
+    pub ready: Gauge,
+    pub writer_fenced: Family<LibraryLabel, Gauge>,
+    pub wal_flush_duration: Histogram,
+    pub wal_flush_records: Histogram,
+    pub wal_segments: Counter,
+    pub snapshots: Counter,
+    pub libraries: Gauge,
+    pub documents: Family<LibraryLabel, Gauge>,
+    pub chunks: Family<LibraryLabel, Gauge>,
+    pub search_duration: HistogramFamily<ModeLabel>,
+    pub jobs: Family<JobLabels, Counter>,
+    pub jobs_running: Gauge,
+    pub events_subscribers: Gauge,
+    pub replica_lag: Family<LibraryLabel, Gauge>,
+    pub storage_errors: Family<OpLabel, Counter>,
+    tenants: Mutex<Vec<Weak<Tenant>>>,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let m = Metrics {
+            registry: Registry::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            ready: Gauge::default(),
+            writer_fenced: Family::default(),
+            wal_flush_duration: latency_histogram(),
+            wal_flush_records: size_histogram(),
+            wal_segments: Counter::default(),
+            snapshots: Counter::default(),
+            libraries: Gauge::default(),
+            documents: Family::default(),
+            chunks: Family::default(),
+            search_duration: Family::new_with_constructor(latency_histogram),
+            jobs: Family::default(),
+            jobs_running: Gauge::default(),
+            events_subscribers: Gauge::default(),
+            replica_lag: Family::default(),
+            storage_errors: Family::default(),
+            tenants: Mutex::new(Vec::new()),
+        };
+        for mode in ["vector", "keyword", "hybrid"] {
+            let _ = m
+                .search_duration
+                .get_or_create(&ModeLabel { mode: mode.into() });
+        }
+        for kind in JOB_TYPES {
+            for status in JOB_STATUSES {
+                let _ = m.jobs.get_or_create(&job_labels(kind, status));
+            }
+        }
+        for op in STORAGE_OPS {
+            let _ = m.storage_errors.get_or_create(&OpLabel {
+                op: (*op).to_string(),
+            });
+        }
+        let mut m = m;
+        let mut r = Registry::default();
+        // Counters are registered without `_total`: the encoder appends it.
+        r.register(
+            "arrwdb_http_requests",
+            "HTTP requests by method, matched route and status",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "arrwdb_http_request_duration_seconds",
+            "HTTP request latency by method and matched route",
+            m.http_duration.clone(),
+        );
+        r.register(
+            "arrwdb_ready",
+            "1 once every tenant has loaded its storage",
+            m.ready.clone(),
+        );
+        r.register(
+            "arrwdb_writer_fenced",
+            "1 when another writer claimed the library and this server refuses its writes",
+            m.writer_fenced.clone(),
+        );
+        r.register(
+            "arrwdb_wal_flush_duration_seconds",
+            "Time to write one group-committed WAL segment",
+            m.wal_flush_duration.clone(),
+        );
+        r.register(
+            "arrwdb_wal_flush_records",
+            "Records per WAL segment (group commit batch size)",
+            m.wal_flush_records.clone(),
+        );
+        r.register(
+            "arrwdb_wal_segments_written",
+            "WAL segments written",
+            m.wal_segments.clone(),
+        );
+        r.register(
+            "arrwdb_snapshots_written",
+            "Snapshots written and published",
+            m.snapshots.clone(),
+        );
+        r.register("arrwdb_libraries", "Libraries loaded", m.libraries.clone());
+        r.register(
+            "arrwdb_documents",
+            "Documents per library",
+            m.documents.clone(),
+        );
+        r.register("arrwdb_chunks", "Chunks per library", m.chunks.clone());
+        r.register(
+            "arrwdb_search_duration_seconds",
+            "Search latency by mode (vector, keyword, hybrid)",
+            m.search_duration.clone(),
+        );
+        r.register(
+            "arrwdb_jobs",
+            "Background jobs by type and status",
+            m.jobs.clone(),
+        );
+        r.register(
+            "arrwdb_jobs_running",
+            "Background jobs running now",
+            m.jobs_running.clone(),
+        );
+        r.register(
+            "arrwdb_events_subscribers",
+            "Event stream subscribers (SSE and WebSocket) connected now",
+            m.events_subscribers.clone(),
+        );
+        r.register(
+            "arrwdb_replica_lag_records",
+            "Records a read replica was behind its writer when its last poll began (0 on a writer)",
+            m.replica_lag.clone(),
+        );
+        r.register(
+            "arrwdb_storage_errors",
+            "Object storage failures by operation",
+            m.storage_errors.clone(),
+        );
+        m.registry = r;
+        m
+    }
+
+    /// Records a durable WAL segment of `records` records that took `took` to write.
+    pub fn wal_flushed(&self, records: usize, took: Duration) {
+        self.wal_segments.inc();
+        self.wal_flush_records.observe(records as f64);
+        self.wal_flush_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts a storage failure of `op` (one of [`STORAGE_OPS`]).
+    pub fn storage_error(&self, op: &str) {
+        self.storage_errors
+            .get_or_create(&OpLabel { op: op.into() })
+            .inc();
+    }
+
+    /// Records a search's latency under its mode.
+    pub fn search(&self, mode: &str, took: Duration) {
+        self.search_duration
+            .get_or_create(&ModeLabel { mode: mode.into() })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records how many records a replica applied in its last poll of `library`: how
+    /// far behind its writer it was when the poll began.
+    pub fn replica_lag(&self, library: &str, records: u64) {
+        self.replica_lag
+            .get_or_create(&LibraryLabel {
+                library: library.into(),
+            })
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    fn tenants(&self) -> Vec<Arc<Tenant>> {
+        let Ok(mut list) = self.tenants.lock() else {
+            return Vec::new();
+        };
+        list.retain(|t| t.strong_count() > 0);
+        list.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Reads the state gauges from the tenants, then encodes every metric.
+    pub async fn render(&self) -> String {
+        let tenants = self.tenants();
+        let mut ready = !tenants.is_empty();
+        let mut libraries = 0i64;
+        let mut documents: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        let mut fenced = std::collections::BTreeSet::new();
+        for tenant in &tenants {
+            if !tenant.is_ready() {
+                ready = false;
+                continue;
+            }
+            if let Ok(QueryResponse::Libraries(list)) = tenant.query(&Query::ListLibraries).await {
+                for info in list.libraries {
+                    libraries += 1;
+                    let entry = documents.entry(info.name).or_default();
+                    entry.0 += i64::try_from(info.documents).unwrap_or(i64::MAX);
+                    entry.1 += i64::try_from(info.chunks).unwrap_or(i64::MAX);
+                }
+            }
+            let status = tenant.status().await;
+            for name in status["fenced"].as_array().into_iter().flatten() {
+                if let Some(name) = name.as_str() {
+                    fenced.insert(name.to_string());
+                }
+            }
+        }
+        self.ready.set(i64::from(ready));
+        self.libraries.set(libraries);
+        self.documents.clear();
+        self.chunks.clear();
+        self.writer_fenced.clear();
+        for (library, (docs, chunks)) in documents {
+            let label = LibraryLabel { library };
+            self.documents.get_or_create(&label).set(docs);
+            self.chunks.get_or_create(&label).set(chunks);
+            let _ = self.replica_lag.get_or_create(&label);
+            self.writer_fenced
+                .get_or_create(&label)
+                .set(i64::from(fenced.contains(&label.library)));
+        }
+        for library in fenced {
+            self.writer_fenced
+                .get_or_create(&LibraryLabel { library })
+                .set(1);
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn job_labels(kind: &str, status: &str) -> JobLabels {
+    JobLabels {
+        r#type: kind.into(),
+        status: status.into(),
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+/// Makes `tenant`'s state visible in the scrape (held weakly).
+pub fn register_tenant(tenant: &Arc<Tenant>) {
+    if let Ok(mut list) = metrics().tenants.lock() {
+        list.push(Arc::downgrade(tenant));
+    }
+}
+
+/// The mode a search runs in (the request's, or inferred as the engine does).
+pub fn search_mode(request: &SearchRequest) -> &'static str {
+    let mode = request
+        .mode
+        .unwrap_or(match (&request.vector, &request.text) {
+            (Some(_), Some(_)) => SearchMode::Hybrid,
+            (None, Some(_)) => SearchMode::Keyword,
+            _ => SearchMode::Vector,
+        });
+    match mode {
+        SearchMode::Vector => "vector",
+        SearchMode::Keyword => "keyword",
+        SearchMode::Hybrid => "hybrid",
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics().render().await,
+    )
+        .into_response()
+}
+
+/// The request id header: taken from the client when it sends a sane one, generated
+/// otherwise, and echoed on the response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Middleware: counts and times every request by matched route and status, and runs
+/// it inside a tracing span carrying its request id.
+pub async fn track(request: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::debug!(status, us = took.as_micros() as u64, "request done");
+    });
+    let m = metrics();
+    m.http_requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status: status.to_string(),
+        })
+        .inc();
+    m.http_duration
+        .get_or_create(&RouteLabels { method, route })
+        .observe(took.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
