@@ -1050,10 +1050,16 @@ impl LibraryState {
             }
         }
         let mut owned = 0usize;
+        let mut seen = Bitset::with_capacity(n);
         for (doc_id, doc) in &self.documents {
             for &slot in &doc.slots {
                 match self.chunk(slot) {
-                    Some(c) if c.document == *doc_id => owned += 1,
+                    // Each live slot is owned exactly once: a slot listed twice would
+                    // let the counts agree while another chunk has no owner.
+                    Some(c) if c.document == *doc_id && !seen.contains(slot) => {
+                        seen.insert(slot);
+                        owned += 1;
+                    }
                     _ => return Err(corrupt(format!("document `{doc_id}` owns slot {slot}"))),
                 }
             }

@@ -58,3 +58,15 @@ fn lsh_remove_keeps_every_table_consistent_when_buckets_disagree() {
         "../fuzz/regressions/snapshot/lsh-remove-misses-a-table"
     ));
 }
+
+/// A crafted snapshot whose document lists one slot twice, so the ownership count
+/// matched the live count while another live chunk had no owner: deleting documents
+/// then produced a snapshot that did not restore. `restore` must refuse it.
+#[test]
+fn a_document_listing_a_slot_twice_is_refused() {
+    let bytes = include_bytes!("../fuzz/regressions/snapshot/document-owns-a-slot-twice");
+    let error = Engine::new()
+        .restore(bytes)
+        .expect_err("a slot owned twice is corrupt");
+    assert!(error.to_string().contains("owns slot"), "{error}");
+}
