@@ -29,6 +29,10 @@ pub struct AppState {
     pub tenant: Arc<Tenant>,
     /// Tenants, keys and authentication.
     pub auth: Arc<Auth>,
+    /// The job queue.
+    pub jobs: Arc<crate::jobs::Jobs>,
+    /// Settings of the event transports.
+    pub events: crate::events::EventsArgs,
     pub max_body_bytes: usize,
 }
 
@@ -86,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/admin/keys/{id}/rotate", post(crate::admin::rotate_key))
         .route("/v1/admin/keys/{id}/revoke", post(crate::admin::revoke_key))
+        .merge(crate::events::routes())
+        .merge(crate::jobs::routes())
         // Every /v1 route above needs a key (the middleware lets /health, /ready and
         // /metrics through); register /v1 routes above this line.
         .route_layer(axum::middleware::from_fn_with_state(

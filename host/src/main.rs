@@ -17,13 +17,16 @@ mod auth;
 mod backup;
 mod component;
 mod error;
+mod events;
 mod faults;
 mod http;
+mod jobs;
 mod log;
 mod metrics;
 mod ratelimit;
 mod storage;
 mod stream;
+mod telemetry;
 mod tenant;
 
 use std::net::SocketAddr;
@@ -151,6 +154,10 @@ struct ServeArgs {
     /// user's cache directory, which makes restarts start in milliseconds).
     #[arg(long, env = "ARRWDB_NO_COMPILE_CACHE")]
     no_compile_cache: bool,
+    #[command(flatten)]
+    jobs: jobs::JobsArgs,
+    #[command(flatten)]
+    events: events::EventsArgs,
 }
 
 /// `hostname:pid:uuid`: who holds a writer epoch.
@@ -172,13 +179,7 @@ fn default_component() -> anyhow::Result<PathBuf> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    telemetry::init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -278,7 +279,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let (auth, created) = auth::Auth::open(
-        storage,
+        storage.clone(),
         tenants,
         !args.no_auth,
         args.admin_key.as_deref(),
@@ -338,9 +339,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    let jobs = jobs::Jobs::start(&args.jobs, auth.clone(), storage);
     let state = http::AppState {
         tenant: tenant.clone(),
         auth: auth.clone(),
+        jobs,
+        events: args.events.clone(),
         max_body_bytes: args.max_body_mb << 20,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<Option<anyhow::Error>>();

@@ -761,6 +761,7 @@ impl Tenant {
                 Ok(()) => {
                     crate::metrics::metrics().wal_flushed(records.len(), flush_started.elapsed());
                     tracing::debug!(%key, records = records.len(), "WAL segment written");
+                    crate::events::bus().committed(&self.name, library, &records);
                     // A newer writer claimed the library while this segment was in
                     // flight: it is durable and the new writer will read it, but this
                     // server answers 503 from now on, this batch included, so exactly
@@ -999,6 +1000,7 @@ impl Tenant {
         published?;
         tracing::info!(%key, bytes = bytes.len(), "snapshot written and published");
         crate::metrics::metrics().snapshots.inc();
+        crate::events::bus().snapshot_created(&self.name, library, seq, bytes.len());
         self.spawn_gc(library, Some(seq), log.manifest);
         Ok(bytes)
     }

@@ -1,0 +1,1 @@
+//! Change events over SSE and WebSocket (issue 7).

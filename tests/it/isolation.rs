@@ -1,0 +1,1 @@
+//! Tenant isolation under load, replicas and the load check (issue 6).

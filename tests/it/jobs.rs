@@ -1,0 +1,1 @@
+//! Background jobs (issue 7).

@@ -1,0 +1,1 @@
+//! `/openapi.json`, logs and the slow-query log (issue 7).
