@@ -1,14 +1,20 @@
 // A tiny static server for the playground: www/ at `/`, the built npm package
 // (wasm/pkg/) at `/pkg/`. No dependencies; development and tests only.
 //
-//   node www/serve.mjs [PORT]      (or PORT=... ; 0 picks a free port)
+//   node www/serve.mjs [PORT] [--api http://127.0.0.1:7700]   (or PORT=... ; 0 picks a free port)
+//
+// With `--api`, the host console is served at `/console` (as the arrwdb host serves it)
+// and the host's routes (`/v1/…`, `/metrics`, `/health`, `/ready`, `/openapi.json`) are
+// proxied to that host, streamed (Server-Sent Events pass through), so the console talks
+// to its own origin exactly as it does when the host serves it.
 //
 // Prints `listening http://127.0.0.1:PORT` as its first line of output.
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { createServer } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROOTS = [
@@ -45,13 +51,37 @@ function resolve(urlPath) {
   return null;
 }
 
+const { values: options, positionals } = parseArgs({ options: { api: { type: "string" } }, allowPositionals: true });
+const api = options.api ? new URL(options.api) : null;
+/** Paths the arrwdb host answers, proxied with `--api`. */
+const HOST_ROUTES = /^\/(v1\/|metrics$|health$|ready$|openapi\.json$)/;
+
+/** Forwards a request to the `--api` host and streams the answer back. */
+function proxy(req, res) {
+  const upstream = httpRequest(
+    { host: api.hostname, port: api.port, method: req.method, path: req.url, headers: { ...req.headers, host: api.host } },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on("error", (error) => {
+    if (!res.headersSent) res.writeHead(502, { "content-type": "application/json" });
+    res.end(JSON.stringify({ error: { kind: "unavailable", message: `proxy: ${error.message}` } }));
+  });
+  res.on("close", () => upstream.destroy());
+  req.pipe(upstream);
+}
+
 const server = createServer(async (req, res) => {
   const send = (status, text) => {
     res.writeHead(status, { "content-type": "text/plain; charset=utf-8" });
     res.end(req.method === "HEAD" ? undefined : `${text}\n`);
   };
+  const pathname = new URL(req.url, "http://localhost").pathname;
+  if (api !== null && HOST_ROUTES.test(pathname)) return proxy(req, res);
   if (req.method !== "GET" && req.method !== "HEAD") return send(405, "method not allowed");
-  let file = resolve(new URL(req.url, "http://localhost").pathname);
+  let file = resolve(pathname === "/console" ? "/console.html" : pathname);
   if (file === null) return send(404, "not found");
   try {
     let info = await stat(file);
@@ -71,7 +101,7 @@ const server = createServer(async (req, res) => {
   }
 });
 
-const port = Number(process.argv[2] ?? process.env.PORT ?? 8080);
+const port = Number(positionals[0] ?? process.env.PORT ?? 8080);
 server.listen(port, "127.0.0.1", () => {
   console.log(`listening http://127.0.0.1:${server.address().port}`);
 });

@@ -211,6 +211,9 @@ pub struct ChunkInput {
     pub id: Option<String>,
     #[serde(default)]
     pub text: String,
+    /// The chunk's vector. May be left out when the library has an embedding provider
+    /// and the host embeds `text`.
+    #[serde(default)]
     pub embedding: Vec<f32>,
     #[serde(default)]
     pub metadata: Metadata,

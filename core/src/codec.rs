@@ -60,12 +60,28 @@ pub fn from_bytes<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Resu
     Ok(value)
 }
 
+/// CRC-32 (IEEE) of `bytes`: the checksum of every frame and WAL record.
+#[cfg(not(feature = "small-crc"))]
+fn checksum(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// CRC-32 (IEEE) of `bytes`, the same value as crc32fast's, from a 1 KiB table instead
+/// of crc32fast's 16 KiB one: the npm package's `.wasm` is 17 KB smaller gzipped, and
+/// checksums run a few times slower (see wasm/npm/README.md, "Size").
+#[cfg(feature = "small-crc")]
+fn checksum(bytes: &[u8]) -> u32 {
+    const CRC32: crc::Crc<u32, crc::Table<1>> =
+        crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+    CRC32.checksum(bytes)
+}
+
 fn frame(magic: [u8; 4], version: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len() + FOOTER);
     out.extend_from_slice(&magic);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out);
+    let crc = checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
@@ -97,7 +113,7 @@ fn unframe<'a>(
     }
     let (body, crc) = bytes.split_at(bytes.len() - FOOTER);
     let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if crc32fast::hash(body) != stored {
+    if checksum(body) != stored {
         return Err(corrupt("checksum mismatch"));
     }
     Ok((version, &body[HEADER..]))
@@ -133,7 +149,7 @@ pub fn encode_wal_segment(records: &[WalRecord]) -> Result<Vec<u8>> {
         let len = u32::try_from(bytes.len())
             .map_err(|_| Error::Internal("WAL record over 4 GiB".to_string()))?;
         payload.extend_from_slice(&len.to_le_bytes());
-        payload.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+        payload.extend_from_slice(&checksum(&bytes).to_le_bytes());
         payload.extend_from_slice(&bytes);
     }
     Ok(frame(WAL_MAGIC, WAL_VERSION, &payload))
@@ -220,7 +236,7 @@ pub fn decode_wal_segment_prefix(bytes: &[u8]) -> (Vec<WalRecord>, Option<Error>
                 Some(corrupt(format!("record {i} of {count}: truncated"))),
             );
         };
-        if crc32fast::hash(body) != crc {
+        if checksum(body) != crc {
             return (
                 records,
                 Some(corrupt(format!("record {i} of {count}: checksum mismatch"))),
@@ -262,7 +278,7 @@ pub fn decode_wal_segment_prefix(bytes: &[u8]) -> (Vec<WalRecord>, Option<Error>
             ))),
         );
     }
-    if crc32fast::hash(&bytes[..end]) != read_u32(end).unwrap_or(0) {
+    if checksum(&bytes[..end]) != read_u32(end).unwrap_or(0) {
         return (records, Some(corrupt("checksum mismatch".to_string())));
     }
     (records, None)
@@ -286,6 +302,17 @@ fn check_segment(records: &[WalRecord]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::command::WalOp;
+
+    proptest::proptest! {
+        /// The `small-crc` table computes crc32fast's checksum (so both builds read
+        /// each other's files).
+        #[test]
+        fn small_crc_table_matches_crc32fast(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            const SMALL: crc::Crc<u32, crc::Table<1>> = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+            proptest::prop_assert_eq!(SMALL.checksum(&bytes), crc32fast::hash(&bytes));
+            proptest::prop_assert_eq!(checksum(&bytes), crc32fast::hash(&bytes));
+        }
+    }
 
     fn records(n: u64) -> Vec<WalRecord> {
         (1..=n)

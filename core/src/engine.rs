@@ -491,6 +491,17 @@ impl LibraryState {
                     });
                 }
             }
+            if chunk.embedding.is_empty() {
+                return Err(Error::invalid(match &self.config.embedding {
+                    Some(e) => format!(
+                        "chunks[{i}] has no `embedding`, and this runtime cannot reach the library's embedding provider `{}`: send the vector, or write through the arrwdb host",
+                        e.provider
+                    ),
+                    None => format!(
+                        "chunks[{i}] has no `embedding`: send one, or create the library with an embedding provider (\"embedding\": {{\"provider\", \"model\"}}) on the arrwdb host"
+                    ),
+                }));
+            }
             validate_vector(
                 &self.config,
                 &format!("chunks[{i}].embedding"),

@@ -167,9 +167,13 @@ fn route(request: &Request) -> Reply {
             _ => Err(not_allowed()),
         },
         ["v1", "libraries", lib, "documents"] => match method {
+            Method::Get => list_documents(store, lib, request.query()),
             Method::Post => upsert(store, lib, body),
             _ => Err(not_allowed()),
         },
+        ["v1", "libraries", lib, "documents", "delete"] if *method == Method::Post => {
+            delete_documents(store, lib, body)
+        }
         ["v1", "libraries", lib, "documents", "batch"] => match method {
             Method::Post => upsert_batch(store, lib, body),
             _ => Err(not_allowed()),
@@ -358,6 +362,71 @@ fn upsert_batch(store: &dyn ObjectStore, library: &str, body: &[u8]) -> Reply {
         })
         .collect();
     Ok(json(200, &api::BatchUpsertResponse { results }))
+}
+
+/// `GET .../documents?cursor=&limit=&filter=`: one page of the listing, with the
+/// host's query parameters (`filter` is URL-encoded filter JSON).
+fn list_documents(store: &dyn ObjectStore, library: &str, query: &str) -> Reply {
+    let mut request = api::ListDocumentsRequest::default();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "cursor" => request.cursor = Some(value.into_owned()),
+            "limit" => {
+                request.limit = Some(value.parse().map_err(|_| Failure::Route {
+                    status: 400,
+                    kind: "invalid",
+                    message: format!(
+                        "query parameter `limit` must be a whole number, got `{value}`"
+                    ),
+                })?);
+            }
+            "filter" => {
+                request.filter = Some(api::from_json(value.as_bytes()).map_err(|e| {
+                    Failure::Route {
+                        status: 400,
+                        kind: "invalid",
+                        message: format!("query parameter `filter`: {e}"),
+                    }
+                })?);
+            }
+            other => {
+                return Err(Failure::Route {
+                    status: 400,
+                    kind: "invalid",
+                    message: format!(
+                        "unknown query parameter `{other}` (expected cursor, limit, filter)"
+                    ),
+                });
+            }
+        }
+    }
+    read(
+        store,
+        library,
+        Query::ListDocuments {
+            library: library.into(),
+            request,
+        },
+    )
+}
+
+/// `POST .../documents/delete`: by ids or by filter, resolved to ids when prepared.
+fn delete_documents(store: &dyn ObjectStore, library: &str, body: &[u8]) -> Reply {
+    let request = api::from_json::<api::DeleteDocumentsRequest>(body)?;
+    let command = Command::DeleteDocuments {
+        library: library.into(),
+        request,
+    };
+    match commit_one(store, library, command)? {
+        Outcome::DocumentsDeleted { ids, .. } => Ok(json(
+            200,
+            &api::DeleteDocumentsResponse {
+                deleted: ids.len() as u64,
+                ids,
+            },
+        )),
+        _ => Err(Error::Internal("unexpected outcome".into()).into()),
+    }
 }
 
 fn delete_document(store: &dyn ObjectStore, library: &str, document: String) -> Reply {

@@ -490,6 +490,24 @@ impl Auth {
             .ok_or_else(|| ApiError::not_found(format!("tenant `{name}` does not exist")))
     }
 
+    /// Replaces a tenant's rate limits. They apply to the next request of each of its
+    /// keys (the limiters read the record per request; a changed rate starts a fresh,
+    /// full bucket).
+    ///
+    /// # Errors
+    /// 404 if unknown, 503 if storage fails.
+    pub async fn set_tenant_rates(
+        &self,
+        name: &str,
+        rates: Rates,
+    ) -> Result<TenantRecord, ApiError> {
+        let mut record = self.tenant(name).await?;
+        record.rates = rates;
+        self.put_tenant(record.clone()).await?;
+        tracing::info!(tenant = %name, ?rates, "tenant rates changed");
+        Ok(record)
+    }
+
     /// Deactivates a tenant: its keys stop working (403). Its data stays.
     ///
     /// # Errors

@@ -5,7 +5,7 @@
 //! is the shared JSON error shape.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrwdb_core::api::{self, BatchItemResult};
 use arrwdb_core::{Command, Outcome, Query as EngineQuery, QueryResponse};
@@ -18,8 +18,15 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 
+// The OpenAPI document lives beside the router it describes (declared here until
+// main.rs declares it).
+#[path = "openapi.rs"]
+pub mod openapi;
+
 use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
+use crate::metrics::RequestId;
+use crate::telemetry::QueryShape;
 use crate::tenant::Tenant;
 
 /// Shared state of the router.
@@ -45,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(crate::metrics::scrape))
+        .route("/openapi.json", get(openapi::serve))
         .route("/v1/libraries", get(list_libraries).post(create_library))
         .route(
             "/v1/libraries/{lib}",
@@ -257,6 +265,7 @@ async fn delete_library(
         return Err(arrwdb_core::Error::LibraryNotFound(library).into());
     }
     caller.tenant.delete_library(&library).await?;
+    crate::metrics::forget_index_kind(&caller.tenant_name, &library);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -356,9 +365,11 @@ struct ListParams {
 
 async fn list_documents(
     Extension(caller): Extension<Caller>,
+    id: Option<Extension<RequestId>>,
     lib: Result<Path<String>, PathRejection>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Reply {
+    let started = Instant::now();
     let library = path(lib)?;
     let Query(params) = params.map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
     let filter = match params.filter.as_deref() {
@@ -375,12 +386,27 @@ async fn list_documents(
         limit: params.limit,
         filter,
     };
-    match caller
-        .tenant
-        .query(&EngineQuery::ListDocuments { library, request })
-        .await?
-    {
-        QueryResponse::Documents(list) => Ok(json(StatusCode::OK, &list)),
+    let query = EngineQuery::ListDocuments {
+        library: library.clone(),
+        request: request.clone(),
+    };
+    match caller.tenant.query(&query).await? {
+        QueryResponse::Documents(list) => {
+            let reply = json(StatusCode::OK, &list);
+            let shape = QueryShape {
+                route: "/v1/libraries/{lib}/documents",
+                library: &library,
+                mode: "list",
+                index: "-",
+                k: request.limit.unwrap_or(api::DEFAULT_LIST_LIMIT),
+                candidates: 0,
+                filter: request.filter.as_ref().map(|f| &f.0),
+                results: list.documents.len(),
+                request_id: request_id(&id),
+            };
+            crate::telemetry::slow_query(&shape, started.elapsed());
+            Ok(reply)
+        }
         _ => Err(unexpected()),
     }
 }
@@ -413,6 +439,7 @@ async fn delete_documents(
 async fn search(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    id: Option<Extension<RequestId>>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Reply {
@@ -420,19 +447,76 @@ async fn search(
     let raw = body(raw, state.max_body_bytes)?;
     let started = Instant::now();
     let request = api::from_json::<api::SearchRequest>(&raw)?;
-    let mode = crate::metrics::search_mode(&request);
-    match caller
-        .tenant
-        .query(&EngineQuery::Search { library, request })
-        .await?
-    {
-        QueryResponse::Search(mut found) => {
-            crate::metrics::metrics().search(mode, started.elapsed());
-            found.took_ms = started.elapsed().as_secs_f64() * 1e3;
-            Ok(json(StatusCode::OK, &found))
-        }
+    let (mut found, _) = run_search(&caller, library.clone(), &request).await?;
+    let shape = search_shape(SEARCH_ROUTE, &library, &request, &id, found.hits.len());
+    found.took_ms = started.elapsed().as_secs_f64() * 1e3;
+    let reply = json(StatusCode::OK, &found);
+    finish_search(&caller, shape, started.elapsed()).await;
+    Ok(reply)
+}
+
+/// The matched route of [`search`] (for the slow-query log).
+const SEARCH_ROUTE: &str = "/v1/libraries/{lib}/search";
+
+/// Runs a search; returns the response and the time the engine took.
+pub(crate) async fn run_search(
+    caller: &Caller,
+    library: String,
+    request: &api::SearchRequest,
+) -> Result<(api::SearchResponse, std::time::Duration), ApiError> {
+    let started = Instant::now();
+    let query = EngineQuery::Search {
+        library,
+        request: request.clone(),
+    };
+    match caller.tenant.query(&query).await? {
+        QueryResponse::Search(found) => Ok((found, started.elapsed())),
         _ => Err(unexpected()),
     }
+}
+
+/// The logged shape of a search (see [`crate::telemetry::QueryShape`]).
+pub(crate) fn search_shape<'a>(
+    route: &'a str,
+    library: &'a str,
+    request: &'a api::SearchRequest,
+    id: &'a Option<Extension<RequestId>>,
+    results: usize,
+) -> QueryShape<'a> {
+    let mode = crate::metrics::search_mode(request);
+    let fused = mode == "hybrid" || request.rerank.is_some();
+    let candidates = request.candidates.unwrap_or(if fused {
+        request.k.max(100).min(api::MAX_K)
+    } else {
+        request.k
+    });
+    QueryShape {
+        route,
+        library,
+        mode,
+        index: "-",
+        k: request.k,
+        candidates,
+        filter: request.filter.as_ref().map(|f| &f.0),
+        results,
+        request_id: request_id(id),
+    }
+}
+
+/// After a search has been answered: its latency metric (by mode and index kind) and
+/// the slow-query log.
+pub(crate) async fn finish_search(caller: &Caller, mut shape: QueryShape<'_>, took: Duration) {
+    let index =
+        crate::metrics::index_kind(&caller.tenant_name, &caller.tenant, shape.library).await;
+    crate::metrics::metrics().search(shape.mode, index, took);
+    shape.index = index;
+    crate::telemetry::slow_query(&shape, took);
+}
+
+/// The request id set by [`crate::metrics::track`] (`-` without it).
+pub(crate) fn request_id(id: &Option<Extension<RequestId>>) -> &str {
+    id.as_ref()
+        .map_or("-", |Extension(RequestId(id))| id.as_str())
 }
 
 async fn snapshot(
@@ -465,7 +549,9 @@ async fn rebuild(
         library: library.clone(),
         index: request.index,
     };
-    match write_one(&caller, &library, command).await? {
+    let outcome = write_one(&caller, &library, command).await;
+    crate::metrics::forget_index_kind(&caller.tenant_name, &library);
+    match outcome? {
         Outcome::IndexRebuilt(info) => Ok(json(StatusCode::OK, &info)),
         _ => Err(unexpected()),
     }

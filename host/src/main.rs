@@ -16,6 +16,7 @@ mod admin;
 mod auth;
 mod backup;
 mod component;
+mod embed;
 mod error;
 mod events;
 mod faults;
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::component::{EngineComponent, InstanceLimits};
 use crate::log::RecoveryError;
@@ -83,7 +84,22 @@ struct RestoreArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "CONFIG FILE:
+  --config FILE (or ARRWDB_CONFIG) reads settings from a TOML file. Keys are the long
+  flag names above, in snake_case or kebab-case (`flush_interval_ms = 10` or
+  `flush-interval-ms = 10`); booleans are `true`/`false`, e.g.
+
+      addr = \"0.0.0.0:7700\"
+      storage = \"s3://bucket/arrwdb\"
+      read_instances = 4
+      no_fsync = true
+
+  Precedence: command-line flag > environment variable > file > built-in default.
+  An unknown key is an error naming it.")]
 struct ServeArgs {
+    /// A TOML file of `serve` settings (see CONFIG FILE below).
+    #[arg(long, env = "ARRWDB_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "ARRWDB_ADDR", default_value = "127.0.0.1:7700")]
     addr: SocketAddr,
@@ -154,6 +170,15 @@ struct ServeArgs {
     /// user's cache directory, which makes restarts start in milliseconds).
     #[arg(long, env = "ARRWDB_NO_COMPILE_CACHE")]
     no_compile_cache: bool,
+    /// Engine instances that answer reads and searches, per tenant. 1: the writer
+    /// instance answers them (reads of a tenant run one at a time); N > 1: up to N
+    /// concurrent reads, each on its own instance fed with the committed log (each
+    /// costs the tenant's memory again; created on first concurrent use). Default:
+    /// the number of CPU cores.
+    #[arg(long, env = "ARRWDB_READ_INSTANCES")]
+    read_instances: Option<usize>,
+    #[command(flatten)]
+    embedding: embed::EmbedArgs,
     #[command(flatten)]
     jobs: jobs::JobsArgs,
     #[command(flatten)]
@@ -178,9 +203,68 @@ fn default_component() -> anyhow::Result<PathBuf> {
     Ok(dir.join("../wasm32-wasip2/release/arrwdb_edge.wasm"))
 }
 
+/// Parses the command line; for `serve --config FILE`, the file's settings become the
+/// defaults of their flags (clap still lets the flag and its environment variable
+/// override them), so one parser handles the precedence and every value's checks.
+fn parse_cli() -> anyhow::Result<Cli> {
+    let cli = Cli::parse();
+    let Commands::Serve(ServeArgs {
+        config: Some(path), ..
+    }) = &cli.command
+    else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the config file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .with_context(|| format!("the config file {} is not valid TOML", path.display()))?;
+    let command = Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .context("the serve command is missing")?;
+    let known: Vec<(String, String)> = serve
+        .get_arguments()
+        .filter_map(|a| Some((a.get_long()?.replace('-', "_"), a.get_id().to_string())))
+        .filter(|(long, _)| !matches!(long.as_str(), "config" | "help" | "version"))
+        .collect();
+    let mut defaults: Vec<(String, Vec<String>)> = Vec::new();
+    for (key, value) in table {
+        let normalized = key.replace('-', "_");
+        let Some((_, id)) = known.iter().find(|(long, _)| *long == normalized) else {
+            anyhow::bail!(
+                "the config file {}: unknown key `{key}` (keys are the long flag names of `arrwdb serve`, see --help)",
+                path.display()
+            );
+        };
+        let scalar = |v: &toml::Value| match v {
+            toml::Value::String(s) => Ok(s.clone()),
+            toml::Value::Integer(i) => Ok(i.to_string()),
+            toml::Value::Float(f) => Ok(f.to_string()),
+            toml::Value::Boolean(b) => Ok(b.to_string()),
+            _ => Err(anyhow::anyhow!(
+                "the config file {}: `{key}` must be a string, number or boolean",
+                path.display()
+            )),
+        };
+        let values = match &value {
+            toml::Value::Array(items) => items.iter().map(scalar).collect::<Result<_, _>>()?,
+            other => vec![scalar(other)?],
+        };
+        defaults.push((id.clone(), values));
+    }
+    let command = command.mut_subcommand("serve", |mut serve| {
+        for (id, values) in defaults {
+            serve = serve.mut_arg(id, |arg| arg.default_values(values));
+        }
+        serve
+    });
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+}
+
 fn main() -> anyhow::Result<()> {
     telemetry::init();
-    let cli = Cli::parse();
+    let cli = parse_cli()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -252,7 +336,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         snapshot_every_bytes: args.snapshot_every_bytes.max(1),
         gc_grace: Duration::from_secs(args.gc_grace_secs),
         poll_interval: Duration::from_millis(args.poll_interval_ms.max(1)),
+        read_instances: args
+            .read_instances
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
     };
+    tracing::info!(
+        read_instances = config.read_instances,
+        "read instances per tenant"
+    );
     if args.replica_of.is_none() {
         let stale = storage.clone();
         let age = config.gc_grace;
@@ -264,6 +356,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    embed::install(embed::Providers::from_args(&args.embedding)?);
+    events::bus().init(&args.events, storage.clone());
     let component = Arc::new(component);
     let tenant = Tenant::start(
         arrwdb_core::storage::DEFAULT_TENANT,
@@ -356,7 +450,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(reason);
     });
     let (failure_tx, failure_rx) = tokio::sync::oneshot::channel();
-    axum::serve(listener, http::router(state))
+    // PATCH /v1/admin/tenants/{t} lives in admin.rs until http::router registers it.
+    let app = http::router(state.clone()).merge(admin::routes(state));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let reason = stop_rx.await.ok().flatten();
             let _ = failure_tx.send(reason);
@@ -367,6 +463,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::error!(error = %e, "stopping");
         return Err(e);
     }
+    events::bus().shutdown();
     tracing::info!("shutting down: snapshotting changed libraries");
     auth.tenants.snapshot_all().await;
     tracing::info!("stopped");

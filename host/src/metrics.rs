@@ -54,10 +54,23 @@ pub struct LibraryLabel {
     pub library: String,
 }
 
-/// `mode` of `arrwdb_search_duration_seconds`.
+/// `mode`, `index` of `arrwdb_search_duration_seconds`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ModeLabel {
+pub struct SearchLabels {
     pub mode: String,
+    pub index: String,
+}
+
+/// `type` of `arrwdb_events_published_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    pub r#type: String,
+}
+
+/// `tenant` of `arrwdb_wasm_memory_bytes`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabel {
+    pub tenant: String,
 }
 
 /// `type`, `status` of `arrwdb_jobs_total`.
@@ -80,6 +93,11 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
+fn job_histogram() -> Histogram {
+    // 10 ms … ~5.8 h.
+    Histogram::new(exponential_buckets(0.01, 4.0, 11))
+}
+
 fn size_histogram() -> Histogram {
     // 1 … 32768 records.
     Histogram::new(exponential_buckets(1.0, 2.0, 16))
@@ -93,6 +111,10 @@ pub const JOB_TYPES: &[&str] = &[
 ];
 /// Final and intermediate job statuses.
 pub const JOB_STATUSES: &[&str] = &["started", "completed", "failed", "cancelled"];
+/// Search modes (`mode` of `arrwdb_search_duration_seconds`).
+pub const SEARCH_MODES: &[&str] = &["vector", "keyword", "hybrid"];
+/// Index kinds (`index` of `arrwdb_search_duration_seconds`), as in the library JSON.
+pub const INDEX_KINDS: &[&str] = &["flat", "hnsw", "ivf", "kdtree", "lsh"];
 
 /// Every metric of the contract.
 #[derive(Debug)]
@@ -109,10 +131,18 @@ pub struct Metrics {
     pub libraries: Gauge,
     pub documents: Family<LibraryLabel, Gauge>,
     pub chunks: Family<LibraryLabel, Gauge>,
-    pub search_duration: HistogramFamily<ModeLabel>,
+    pub search_duration: HistogramFamily<SearchLabels>,
     pub jobs: Family<JobLabels, Counter>,
     pub jobs_running: Gauge,
+    /// `arrwdb_jobs_queued`: jobs accepted and waiting for a worker (set by the runner).
+    pub jobs_queued: Gauge,
+    /// `arrwdb_job_duration_seconds{type,status}`: see [`Metrics::job_finished`].
+    pub job_duration: HistogramFamily<JobLabels>,
     pub events_subscribers: Gauge,
+    /// `arrwdb_events_published_total{type}`: see [`Metrics::event_published`].
+    pub events_published: Family<EventLabel, Counter>,
+    /// `arrwdb_wasm_memory_bytes{tenant}`: see [`Metrics::wasm_memory`].
+    pub wasm_memory: Family<TenantLabel, Gauge>,
     pub replica_lag: Family<LibraryLabel, Gauge>,
     pub storage_errors: Family<OpLabel, Counter>,
     tenants: Mutex<Vec<Weak<Tenant>>>,
@@ -136,15 +166,22 @@ impl Metrics {
             search_duration: Family::new_with_constructor(latency_histogram),
             jobs: Family::default(),
             jobs_running: Gauge::default(),
+            jobs_queued: Gauge::default(),
+            job_duration: Family::new_with_constructor(job_histogram),
             events_subscribers: Gauge::default(),
+            events_published: Family::default(),
+            wasm_memory: Family::default(),
             replica_lag: Family::default(),
             storage_errors: Family::default(),
             tenants: Mutex::new(Vec::new()),
         };
-        for mode in ["vector", "keyword", "hybrid"] {
-            let _ = m
-                .search_duration
-                .get_or_create(&ModeLabel { mode: mode.into() });
+        for mode in SEARCH_MODES {
+            for index in INDEX_KINDS {
+                let _ = m.search_duration.get_or_create(&SearchLabels {
+                    mode: (*mode).into(),
+                    index: (*index).into(),
+                });
+            }
         }
         for kind in JOB_TYPES {
             for status in JOB_STATUSES {
@@ -208,7 +245,7 @@ impl Metrics {
         r.register("arrwdb_chunks", "Chunks per library", m.chunks.clone());
         r.register(
             "arrwdb_search_duration_seconds",
-            "Search latency by mode (vector, keyword, hybrid)",
+            "Search latency by mode (vector, keyword, hybrid) and index kind",
             m.search_duration.clone(),
         );
         r.register(
@@ -221,6 +258,27 @@ impl Metrics {
             "Background jobs running now",
             m.jobs_running.clone(),
         );
+        r.register(
+            "arrwdb_jobs_queued",
+            "Background jobs waiting for a worker",
+            m.jobs_queued.clone(),
+        );
+        r.register(
+            "arrwdb_job_duration_seconds",
+            "Run time of finished background jobs by type and final status",
+            m.job_duration.clone(),
+        );
+        r.register(
+            "arrwdb_events_published",
+            "Change events published on the event bus, by event type",
+            m.events_published.clone(),
+        );
+        r.register(
+            "arrwdb_wasm_memory_bytes",
+            "Linear memory of each tenant's engine instance",
+            m.wasm_memory.clone(),
+        );
+        r.register_collector(Box::new(ProcessCollector));
         r.register(
             "arrwdb_events_subscribers",
             "Event stream subscribers (SSE and WebSocket) connected now",
@@ -254,11 +312,50 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a search's latency under its mode.
-    pub fn search(&self, mode: &str, took: Duration) {
+    /// Records a search's latency under its mode and the library's index kind.
+    pub fn search(&self, mode: &str, index: &str, took: Duration) {
         self.search_duration
-            .get_or_create(&ModeLabel { mode: mode.into() })
+            .get_or_create(&SearchLabels {
+                mode: mode.into(),
+                index: index.into(),
+            })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records a finished job: its run time under its type (one of [`JOB_TYPES`]) and
+    /// final status (`completed`, `failed` or `cancelled`). It does not touch
+    /// `arrwdb_jobs_total`, which the runner counts itself.
+    pub fn job_finished(&self, kind: &str, status: &str, took: Duration) {
+        self.job_duration
+            .get_or_create(&job_labels(kind, status))
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one published change event of type `kind` (`document.upserted`, …).
+    pub fn event_published(&self, kind: &str) {
+        self.events_published
+            .get_or_create(&EventLabel {
+                r#type: kind.into(),
+            })
+            .inc();
+    }
+
+    /// Sets the linear memory size of `tenant`'s engine instance, in bytes.
+    #[allow(dead_code)] // Until component.rs reports instance memory.
+    pub fn wasm_memory(&self, tenant: &str, bytes: usize) {
+        self.wasm_memory
+            .get_or_create(&TenantLabel {
+                tenant: tenant.into(),
+            })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Forgets a tenant's instance memory (the tenant was stopped or deactivated).
+    #[allow(dead_code)] // Until component.rs reports instance memory.
+    pub fn forget_wasm_memory(&self, tenant: &str) {
+        self.wasm_memory.remove(&TenantLabel {
+            tenant: tenant.into(),
+        });
     }
 
     /// Records how many records a replica applied in its last poll of `library`: how
@@ -342,6 +439,112 @@ fn job_labels(kind: &str, status: &str) -> JobLabels {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
+/// The standard `process_cpu_seconds_total` and `process_resident_memory_bytes`, read
+/// from `/proc/self` at scrape time (prometheus-client has no process collector; the
+/// `prometheus` crate's needs its own registry). Absent where `/proc` is.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// CPU seconds (user + system) and resident bytes of this process.
+fn process_usage() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14,
+    // stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let ticks = rustix::param::clock_ticks_per_second().max(1);
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = rustix::param::page_size() as u64;
+    Some(((utime + stime) as f64 / ticks as f64, pages * page))
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some((cpu, rss)) = process_usage() else {
+            return Ok(());
+        };
+        let counter = ConstCounter::new(cpu);
+        counter.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            counter.metric_type(),
+        )?)?;
+        let gauge = ConstGauge::new(i64::try_from(rss).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// How long a library's index kind is trusted before it is read again (a rebuild may
+/// change it; the label may lag by this much).
+const INDEX_KIND_TTL: Duration = Duration::from_secs(10);
+/// Most cached (tenant, library) index kinds; the cache is emptied when full.
+const INDEX_KIND_CACHE: usize = 10_000;
+
+type IndexKinds = std::collections::HashMap<(String, String), (&'static str, Instant)>;
+
+static INDEX_KINDS_SEEN: LazyLock<Mutex<IndexKinds>> = LazyLock::new(Default::default);
+
+/// The JSON name of an index kind (one of [`INDEX_KINDS`]).
+pub fn index_kind_name(index: &arrwdb_core::api::LibraryInfo) -> &'static str {
+    use arrwdb_core::IndexConfig;
+    match index.index {
+        IndexConfig::Flat => "flat",
+        IndexConfig::Hnsw(_) => "hnsw",
+        IndexConfig::Ivf(_) => "ivf",
+        IndexConfig::KdTree(_) => "kdtree",
+        IndexConfig::Lsh(_) => "lsh",
+    }
+}
+
+/// The index kind of `library` (for the search latency label): cached for
+/// [`INDEX_KIND_TTL`], read from the engine on a miss; `unknown` if that fails.
+pub async fn index_kind(tenant_name: &str, tenant: &Tenant, library: &str) -> &'static str {
+    let key = (tenant_name.to_string(), library.to_string());
+    if let Ok(cache) = INDEX_KINDS_SEEN.lock()
+        && let Some((kind, at)) = cache.get(&key)
+        && at.elapsed() < INDEX_KIND_TTL
+    {
+        return kind;
+    }
+    let query = Query::GetLibrary {
+        library: library.to_string(),
+    };
+    let kind = match tenant.query(&query).await {
+        Ok(QueryResponse::Library(info)) => index_kind_name(&info),
+        _ => return "unknown",
+    };
+    if let Ok(mut cache) = INDEX_KINDS_SEEN.lock() {
+        if cache.len() >= INDEX_KIND_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, (kind, Instant::now()));
+    }
+    kind
+}
+
+/// Forgets the cached index kind of `library` (after a rebuild or delete).
+pub fn forget_index_kind(tenant_name: &str, library: &str) {
+    if let Ok(mut cache) = INDEX_KINDS_SEEN.lock() {
+        cache.remove(&(tenant_name.to_string(), library.to_string()));
+    }
+}
+
 /// The process-wide metrics.
 pub fn metrics() -> &'static Metrics {
     &METRICS
@@ -386,6 +589,10 @@ pub async fn scrape() -> Response {
 /// otherwise, and echoed on the response.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The request's id, in the request extensions for handlers (the slow-query log).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Middleware: counts and times every request by matched route and status, and runs
 /// it inside a tracing span carrying its request id.
 pub async fn track(request: Request, next: Next) -> Response {
@@ -403,6 +610,8 @@ pub async fn track(request: Request, next: Next) -> Response {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let mut request = request;
+    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).instrument(span.clone()).await;
     let took = started.elapsed();
     let status = response.status().as_u16();

@@ -14,8 +14,10 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 
-/// Requests per second per key; `None` means unlimited.
+/// Requests per second per key. In a tenant record `None` means the server's default
+/// (`--search-rate`, `--write-rate`); 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rates {
     #[serde(default)]
     pub search_per_sec: Option<u32>,

@@ -32,6 +32,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::AppState;
 
+/// The route of [`search_stream`] (for the slow-query log).
+const SEARCH_STREAM_ROUTE: &str = "/v1/libraries/{lib}/search/stream";
+
 /// Routes whose bodies may exceed the body limit (they are read incrementally).
 pub const UNLIMITED_ROUTES: &[&str] = &["/v1/libraries/{lib}/documents/stream"];
 
@@ -288,6 +291,7 @@ fn ndjson(body: Body) -> Response {
 /// one line, best first, then `{"done":true,"hits":n,"took_ms":…}`.
 pub async fn search_stream(
     Extension(caller): Extension<Caller>,
+    id: Option<Extension<crate::metrics::RequestId>>,
     lib: Result<Path<String>, PathRejection>,
     raw: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -298,18 +302,11 @@ pub async fn search_stream(
     let raw = raw
         .map_err(|rejection| ApiError::new(rejection.status(), "invalid", rejection.body_text()))?;
     let request = api::from_json::<api::SearchRequest>(&raw)?;
-    let mode = crate::metrics::search_mode(&request);
-    let found = match caller
-        .tenant
-        .query(&Query::Search { library, request })
-        .await?
-    {
-        QueryResponse::Search(found) => found,
-        _ => return Err(ApiError::internal("unexpected query response")),
-    };
+    let (found, _) = crate::http::run_search(&caller, library.clone(), &request).await?;
     let took = started.elapsed();
-    crate::metrics::metrics().search(mode, took);
     let count = found.hits.len();
+    let shape = crate::http::search_shape(SEARCH_STREAM_ROUTE, &library, &request, &id, count);
+    crate::http::finish_search(&caller, shape, took).await;
     let trailer =
         serde_json::json!({"done": true, "hits": count, "took_ms": took.as_secs_f64() * 1e3});
     let lines = futures::stream::iter(found.hits)

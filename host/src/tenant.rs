@@ -34,6 +34,9 @@ use crate::error::ApiError;
 use crate::log::{self, Loaded, RecoveryError, Tail, blocking};
 use crate::storage::{ObjectStorage, StorageError};
 
+mod readers;
+use readers::{Plan, ReadOp, Readers};
+
 /// How often a write is retried after losing a WAL position to another writer.
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -67,6 +70,9 @@ pub struct DurabilityConfig {
     pub gc_grace: Duration,
     /// How often a replica polls the manifest and the WAL.
     pub poll_interval: Duration,
+    /// Engine instances answering queries (`--read-instances`): 1 = the writer
+    /// instance answers them too; N > 1 = N read instances besides it.
+    pub read_instances: usize,
 }
 
 impl Default for DurabilityConfig {
@@ -79,6 +85,7 @@ impl Default for DurabilityConfig {
             snapshot_every_bytes: 64 << 20,
             gc_grace: Duration::from_secs(600),
             poll_interval: Duration::from_millis(100),
+            read_instances: 1,
         }
     }
 }
@@ -167,6 +174,8 @@ pub struct Tenant {
     ready: AtomicBool,
     warnings: StdMutex<Vec<String>>,
     queue: mpsc::UnboundedSender<PendingBox>,
+    /// The read instances (`None` with `--read-instances 1`).
+    readers: Option<Readers>,
 }
 
 /// `Pending` is not `Debug` (it holds a sender); this wrapper is.
@@ -212,8 +221,11 @@ impl Tenant {
         config: DurabilityConfig,
     ) -> Arc<Self> {
         let (queue, rx) = mpsc::unbounded_channel();
+        let readers = (config.read_instances > 1)
+            .then(|| Readers::new(component.clone(), config.read_instances));
         let tenant = Arc::new(Tenant {
             name: name.into(),
+            readers,
             component,
             storage,
             role,
@@ -316,6 +328,9 @@ impl Tenant {
         }
         state.libraries.retain(|name, _| present.contains(name));
         state.instance = Some(instance);
+        if let Some(readers) = &self.readers {
+            readers.reset();
+        }
         Ok(loaded)
     }
 
@@ -556,7 +571,8 @@ impl Tenant {
             Err(e) => Err(RecoveryError::Instance(format!("{e:?}"))),
         };
         match result {
-            Ok(_) => {
+            Ok(exists) => {
+                self.publish_library(&mut instance, library, exists);
                 state.instance = Some(instance);
                 Ok(())
             }
@@ -576,6 +592,8 @@ impl Tenant {
     /// PUT that did land is visible afterwards), when this server is fenced or a
     /// replica; 409 `conflict` after repeated lost races; 500 `internal` after a trap.
     pub async fn write(&self, library: &str, commands: Vec<Command>) -> WriteResult {
+        let mut commands = commands;
+        crate::embed::before_write(self, library, &mut commands).await?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             library: library.into(),
@@ -723,6 +741,11 @@ impl Tenant {
                         outcomes.push(Ok(outcome));
                         records.push(record);
                     }
+                    Err(e @ CallError::Trapped(_)) => {
+                        // Past the deadline or the memory limit: the instance is gone
+                        // (rebuilt from storage on the next request), nothing was logged.
+                        return Err(self.fail(state, e));
+                    }
                     Err(e) => {
                         // prepare accepted what apply refused: a bug. Memory may hold
                         // records that will never be written, so reload.
@@ -762,6 +785,9 @@ impl Tenant {
                     crate::metrics::metrics().wal_flushed(records.len(), flush_started.elapsed());
                     tracing::debug!(%key, records = records.len(), "WAL segment written");
                     crate::events::bus().committed(&self.name, library, &records);
+                    if let Some(readers) = &self.readers {
+                        readers.push(ReadOp::Records(records));
+                    }
                     // A newer writer claimed the library while this segment was in
                     // flight: it is durable and the new writer will read it, but this
                     // server answers 503 from now on, this batch included, so exactly
@@ -877,9 +903,21 @@ impl Tenant {
     /// # Errors
     /// The engine's error, or 503 while loading.
     pub async fn query(&self, query: &Query) -> Result<QueryResponse, ApiError> {
+        let embedded = crate::embed::before_query(self, query).await?;
+        let query = embedded.as_ref().unwrap_or(query);
         if self.is_writer() {
             self.pick_up_foreign_segments(query).await;
         }
+        if let Some(readers) = &self.readers
+            && readers.enabled()
+        {
+            return self.query_reader(readers, query).await;
+        }
+        self.query_primary(query).await
+    }
+
+    /// Answers `query` on the writer instance.
+    async fn query_primary(&self, query: &Query) -> Result<QueryResponse, ApiError> {
         let mut state = self.lock().await?;
         let Some(instance) = state.instance.as_mut() else {
             return Err(ApiError::unavailable(
@@ -890,6 +928,95 @@ impl Tenant {
             Ok(response) => Ok(response),
             Err(e) => Err(self.fail(&mut state, e)),
         }
+    }
+
+    /// Answers `query` on a free read instance, after it applied every op the primary
+    /// published (so it sees every acknowledged write).
+    async fn query_reader(
+        &self,
+        readers: &Readers,
+        query: &Query,
+    ) -> Result<QueryResponse, ApiError> {
+        if !self.is_ready() {
+            return Err(ApiError::unavailable(
+                "the server is still loading its storage",
+            ));
+        }
+        let mut reader = readers.acquire().await?;
+        // New reader: image, rebuild, catch up. More rounds only if writes outran it.
+        let mut failure = None;
+        for _ in 0..6 {
+            let step = match reader.plan() {
+                Plan::CatchUp(ops, end) => match reader.catch_up(&ops, end) {
+                    Ok(()) => return reader.call(|instance| instance.query(query)),
+                    Err(e) => Err(e),
+                },
+                Plan::Rebuild(image) => reader.rebuild(&image),
+                Plan::NeedImage => self.take_image(readers).await,
+            };
+            if let Err(e) = step {
+                failure = Some(e);
+                break;
+            }
+        }
+        // Read instances are an optimization: if they cannot be built (e.g. the image
+        // does not fit the memory limit), the writer instance answers for a while.
+        drop(reader);
+        let why = failure.map_or_else(|| "writes outran it".to_string(), |e| e.message().to_string());
+        tracing::warn!(tenant = %self.name, reason = %why, "read instances unavailable; the writer instance answers reads for 60 s");
+        readers.disable_for(Duration::from_secs(60));
+        self.query_primary(query).await
+    }
+
+    /// Publishes the primary's snapshot of every library as the readers' image.
+    async fn take_image(&self, readers: &Readers) -> Result<(), ApiError> {
+        let mut state = self.lock().await?;
+        let libraries: Vec<String> = state.libraries.keys().cloned().collect();
+        let Some(instance) = state.instance.as_mut() else {
+            return Err(ApiError::unavailable(
+                "the engine instance is being rebuilt; retry",
+            ));
+        };
+        let taken = blocking(|| {
+            libraries
+                .iter()
+                .map(|library| instance.snapshot(library))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match taken {
+            Ok(snapshots) => {
+                let bytes: usize = snapshots.iter().map(Vec::len).sum();
+                tracing::debug!(tenant = %self.name, libraries = snapshots.len(), bytes, "image for the read instances");
+                readers.set_image(readers.position(), snapshots);
+                Ok(())
+            }
+            Err(e) => Err(self.fail(&mut state, e)),
+        }
+    }
+
+    /// Tells the readers that `library` of the primary (`instance`, tenant lock held)
+    /// changed other than by a committed segment: they load its snapshot. If the
+    /// snapshot cannot be taken, every reader is rebuilt instead.
+    fn publish_library(&self, instance: &mut EngineInstance, library: &str, exists: bool) {
+        let Some(readers) = &self.readers else {
+            return;
+        };
+        let snapshot = if exists {
+            match blocking(|| instance.snapshot(library)) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    tracing::warn!(%library, error = ?e, "no snapshot for the read instances; rebuilding them");
+                    readers.reset();
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        readers.push(ReadOp::Library {
+            library: library.into(),
+            snapshot,
+        });
     }
 
     /// Writer: before a read of a library, at most once per [`FOREIGN_CHECK_INTERVAL`],
@@ -909,7 +1036,11 @@ impl Tenant {
             return;
         }
         let seq = {
-            let mut state = self.state.lock().await;
+            // A busy lock means a write is in flight: skip (the next read checks), so
+            // reads on read instances never wait for a write.
+            let Ok(mut state) = self.state.try_lock() else {
+                return;
+            };
             let now = Instant::now();
             let due = state
                 .foreign_checked
@@ -1169,6 +1300,7 @@ impl Tenant {
                     crate::metrics::metrics().replica_lag(&library, seq.saturating_sub(log.seq));
                     if seq != log.seq {
                         tracing::debug!(%library, from = log.seq, to = seq, "replica advanced");
+                        self.publish_library(&mut instance, &library, true);
                     }
                     log.seq = seq;
                     log.last_segment = last_segment;
@@ -1176,13 +1308,20 @@ impl Tenant {
                 }
                 Ok(Tail::Deleted) => {
                     state.libraries.remove(&library);
+                    self.publish_library(&mut instance, &library, false);
                 }
                 Ok(Tail::Reload) => {
                     tracing::info!(%library, "replica reloading the library from its manifest");
                     let _ = blocking(|| instance.evict(&library));
                     state.libraries.remove(&library);
-                    if let Err(e) = self.load_library(&mut state, &mut instance, &library).await {
-                        result = Err(ApiError::from(e));
+                    match self.load_library(&mut state, &mut instance, &library).await {
+                        Ok(exists) => self.publish_library(&mut instance, &library, exists),
+                        Err(e) => {
+                            result = Err(ApiError::from(e));
+                            if let Some(readers) = &self.readers {
+                                readers.reset();
+                            }
+                        }
                     }
                 }
                 Err(e) => result = Err(ApiError::from(e)),
@@ -1195,8 +1334,9 @@ impl Tenant {
             {
                 continue;
             }
-            if let Err(e) = self.load_library(&mut state, &mut instance, library).await {
-                result = Err(ApiError::from(e));
+            match self.load_library(&mut state, &mut instance, library).await {
+                Ok(exists) => self.publish_library(&mut instance, library, exists),
+                Err(e) => result = Err(ApiError::from(e)),
             }
         }
         state.instance = Some(instance);

@@ -245,3 +245,91 @@ fn edge_rebuilds_optimizes_and_enforces_limits() {
     // Every request is a fresh instance: the rebuilt index comes back from storage.
     crate::host::rebuild_optimize_and_limits_over_http(&http);
 }
+
+#[test]
+fn edge_lists_pages_and_deletes_by_filter_like_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, edge) = start_edge(dir.path());
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    let host = crate::host::Server::start(host_dir.path().to_str().expect("utf-8"), &[]);
+    for http in [&edge, &host.http] {
+        let (status, body) = http.post(
+            "/v1/libraries",
+            &json!({"name": "pages", "dimension": 2, "metric": "l2"}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let documents: Vec<_> = (0..7)
+            .map(|i| {
+                json!({"id": format!("d{i}"), "metadata": {"even": i % 2 == 0},
+                       "chunks": [{"text": format!("t{i}"), "embedding": [i as f32, 1.0]}]})
+            })
+            .collect();
+        let (status, body) = http.post(
+            "/v1/libraries/pages/documents/batch",
+            &json!({ "documents": documents }),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // The same pages (ids, order, cursors) from both.
+    let pages = |http: &Http| {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/libraries/pages/documents?limit=3&cursor={c}"),
+                None => "/v1/libraries/pages/documents?limit=3".to_string(),
+            };
+            let (status, page) = http.get(&path);
+            assert_eq!(status, 200, "{page}");
+            out.push(page.clone());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+        out
+    };
+    let edge_pages = pages(&edge);
+    assert_eq!(edge_pages.len(), 3);
+    assert_eq!(edge_pages, pages(&host.http));
+    // A filter, URL-encoded.
+    let filtered = "/v1/libraries/pages/documents?filter=%7B%22even%22%3Atrue%7D";
+    let (status, even) = edge.get(filtered);
+    assert_eq!(status, 200, "{even}");
+    assert_eq!(even["documents"].as_array().map(Vec::len), Some(4));
+    assert_eq!(even, host.http.get(filtered).1);
+    // Client mistakes are 400s, as on the host.
+    for bad in ["limit=x", "filter=%7Bnot-json", "colour=red"] {
+        let reply = edge.get(&format!("/v1/libraries/pages/documents?{bad}"));
+        assert_error(&reply, 400, "invalid");
+        assert_error(
+            &host.http.get(&format!("/v1/libraries/pages/documents?{bad}")),
+            400,
+            "invalid",
+        );
+    }
+    // Bulk delete by filter, then by ids; the same answers from both.
+    for http in [&edge, &host.http] {
+        let (status, deleted) = http.post(
+            "/v1/libraries/pages/documents/delete",
+            &json!({"filter": {"even": true}}),
+        );
+        assert_eq!(status, 200, "{deleted}");
+        assert_eq!(deleted["deleted"], 4);
+        let (status, deleted) = http.post(
+            "/v1/libraries/pages/documents/delete",
+            &json!({"ids": ["d1", "missing"]}),
+        );
+        assert_eq!(status, 200, "{deleted}");
+        assert_eq!(deleted["ids"], json!(["d1"]));
+        let (status, left) = http.get("/v1/libraries/pages/documents");
+        assert_eq!(status, 200, "{left}");
+        let ids: Vec<_> = left["documents"]
+            .as_array()
+            .expect("documents")
+            .iter()
+            .map(|d| d["id"].clone())
+            .collect();
+        assert_eq!(ids, vec![json!("d3"), json!("d5")]);
+    }
+}

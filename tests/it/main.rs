@@ -12,6 +12,7 @@ mod cross_runtime;
 mod durability;
 mod edge;
 mod edge_s3;
+mod embed;
 mod events;
 mod host;
 mod isolation;

@@ -34,9 +34,14 @@ async function kill(child) {
   await exit;
 }
 
-/** Starts serve.mjs on a free port; resolves to { url, stop }. */
-export async function startServer() {
-  const child = spawn(process.execPath, [path.join(www, "serve.mjs"), "0"], {
+/**
+ * Starts serve.mjs on a free port; resolves to { url, stop }. With `api` (a host's
+ * URL), serve.mjs also serves the host console at `/console` and proxies the host's
+ * routes to it.
+ */
+export async function startServer({ api } = {}) {
+  const args = [path.join(www, "serve.mjs"), "0", ...(api ? ["--api", api] : [])];
+  const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout });
@@ -217,11 +222,47 @@ export async function startHost(endpoint, prefix) {
   return { url, stop };
 }
 
+/**
+ * The arrwDB host (`target/release/arrwdb serve`) with authentication on, storing to a
+ * fresh local directory. `adminKey` is its `--admin-key` (tenant `default`). Resolves
+ * to { url, stop }; `stop()` also deletes the directory.
+ */
+export async function startAuthHost(adminKey) {
+  const binary = path.join(root, "target", "release", "arrwdb");
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: cargo build --release -p arrwdb-host`);
+  const dir = mkdtempSync(path.join(tmpdir(), "arrwdb-www-host-"));
+  const port = await freePort();
+  const env = { ...process.env, ARRWDB_ADMIN_KEY: adminKey, RUST_LOG: "warn" };
+  delete env.ARRWDB_NO_AUTH;
+  const child = spawn(binary, ["serve", "--addr", `127.0.0.1:${port}`, "--storage", dir], { stdio: "ignore", env });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await kill(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`arrwdb serve exited with ${child.exitCode}`);
+      try {
+        return (await fetch(`${url}/health`)).ok;
+      } catch {
+        return false;
+      }
+    }, 60_000, "the arrwDB host");
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, stop };
+}
+
 /** A JSON request to the host; throws on an error status. */
-export async function hostJson(url, method, route, body) {
+export async function hostJson(url, method, route, body, key) {
+  const headers = body === undefined ? {} : { "content-type": "application/json" };
+  if (key !== undefined) headers.authorization = `Bearer ${key}`;
   const response = await fetch(`${url}${route}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();

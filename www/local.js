@@ -1,4 +1,4 @@
-// The web console: every panel is a call of the `arrwdb` package. The database lives in
+// The in-tab console (local.html): every panel is a call of the `arrwdb` package. The database lives in
 // a Web Worker (WorkerDatabase) persisted to IndexedDB, so searches never block this
 // page and the data survives a reload; "Follow" swaps in a read replica of a library
 // that an arrwDB host publishes to object storage.

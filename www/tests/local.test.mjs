@@ -1,4 +1,4 @@
-// The web console as a person uses it, in headless Chromium: open a database, create a
+// The in-tab console (local.html) as a person uses it, in headless Chromium: open a database, create a
 // library, upsert documents, search (hybrid, with a filter), see an error explained,
 // reload and find the data still there, export a snapshot as a download.
 import { test } from "node:test";
@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { launchBrowser, startServer, watchProblems } from "./support.mjs";
 
-test("the console stores, searches, survives a reload and exports", { timeout: 90_000 }, async () => {
+test("the in-tab console stores, searches, survives a reload and exports", { timeout: 90_000 }, async () => {
   const server = await startServer();
   const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ acceptDownloads: true });
     const problems = watchProblems(page);
-    await page.goto(`${server.url}/console.html`);
+    await page.goto(`${server.url}/local.html`);
     const status = page.locator("#status");
     await page.waitForFunction(() => document.querySelector("#status").textContent === "Opened console.", null, { timeout: 15_000 });
 
