@@ -68,7 +68,7 @@ fn checksum(bytes: &[u8]) -> u32 {
 
 /// CRC-32 (IEEE) of `bytes`, the same value as crc32fast's, from a 1 KiB table instead
 /// of crc32fast's 16 KiB one: the npm package's `.wasm` is 17 KB smaller gzipped, and
-/// checksums run a few times slower (see wasm/npm/README.md, "Size").
+/// checksums run a few times slower (see docs/npm.md).
 #[cfg(feature = "small-crc")]
 fn checksum(bytes: &[u8]) -> u32 {
     const CRC32: crc::Crc<u32, crc::Table<1>> =

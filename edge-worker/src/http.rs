@@ -381,13 +381,14 @@ fn list_documents(store: &dyn ObjectStore, library: &str, query: &str) -> Reply 
                 })?);
             }
             "filter" => {
-                request.filter = Some(api::from_json(value.as_bytes()).map_err(|e| {
-                    Failure::Route {
-                        status: 400,
-                        kind: "invalid",
-                        message: format!("query parameter `filter`: {e}"),
-                    }
-                })?);
+                request.filter =
+                    Some(
+                        api::from_json(value.as_bytes()).map_err(|e| Failure::Route {
+                            status: 400,
+                            kind: "invalid",
+                            message: format!("query parameter `filter`: {e}"),
+                        })?,
+                    );
             }
             other => {
                 return Err(Failure::Route {

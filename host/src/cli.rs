@@ -18,9 +18,8 @@
 //! - Errors never panic: the server's `{"error":{"kind","message"}}` is printed as
 //!   `error: message (kind)` and the process exits 1.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _, Read, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1391,7 +1390,10 @@ async fn import(client: &Client, args: &ImportArgs) -> anyhow::Result<i32> {
         anyhow::bail!("{} stopped: {fatal}", args.file.display());
     }
     if failures.count > 0 {
-        eprintln!("error: {} records failed", failures.count);
+        eprintln!(
+            "error: {} of {} records failed",
+            failures.count, outcome.records
+        );
         return Ok(1);
     }
     Ok(0)
@@ -1493,6 +1495,7 @@ async fn export(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
                     .collect()
             })
             .unwrap_or_default();
+        let library = &library;
         let mut documents = futures::stream::iter(ids)
             .map(|id| async move {
                 client
@@ -1540,14 +1543,21 @@ async fn export(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A stored document as an upsert body (chunk vectors only when asked for).
+/// A stored document as an upsert body (chunk vectors only when asked for; empty
+/// metadata left out).
 fn export_line(mut document: Value, with_embeddings: bool) -> Value {
-    if !with_embeddings
-        && let Some(chunks) = document.get_mut("chunks").and_then(Value::as_array_mut)
+    if let Some(fields) = document.as_object_mut()
+        && fields.get("metadata").is_some_and(Value::is_null)
     {
-        for chunk in chunks {
-            if let Some(chunk) = chunk.as_object_mut() {
+        fields.remove("metadata");
+    }
+    if let Some(chunks) = document.get_mut("chunks").and_then(Value::as_array_mut) {
+        for chunk in chunks.iter_mut().filter_map(Value::as_object_mut) {
+            if !with_embeddings {
                 chunk.remove("embedding");
+            }
+            if chunk.get("metadata").is_some_and(Value::is_null) {
+                chunk.remove("metadata");
             }
         }
     }
@@ -1597,7 +1607,8 @@ async fn search(client: &Client, args: &SearchArgs) -> anyhow::Result<()> {
                 (i + 1).to_string(),
                 hit.get("score")
                     .and_then(Value::as_f64)
-                    .map_or_else(String::new, |s| format!("{s:.4}")),
+                    // `+ 0.0` turns -0 into 0.
+                    .map_or_else(String::new, |s| format!("{:.4}", s + 0.0)),
                 text("document_id").to_string(),
                 text("chunk_id").to_string(),
                 truncate(&text("text").replace(['\n', '\r', '\t'], " "), 60),

@@ -331,6 +331,21 @@ struct Table {
     reserved: usize,
 }
 
+/// A queue slot held while a submission writes its record.
+struct Reservation<'a> {
+    jobs: &'a Jobs,
+    held: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            let mut table = self.jobs.lock();
+            table.reserved = table.reserved.saturating_sub(1);
+        }
+    }
+}
+
 /// The job queue and its workers.
 #[derive(Debug)]
 pub struct Jobs {
@@ -569,6 +584,11 @@ impl Jobs {
             }
             table.reserved += 1;
         }
+        // Gives the slot back if this request is dropped (client gone) mid-write.
+        let mut reservation = Reservation {
+            jobs: self,
+            held: true,
+        };
         let created = now_ms();
         let record = JobRecord {
             version: RECORD_VERSION,
@@ -600,6 +620,7 @@ impl Jobs {
         {
             let mut table = self.lock();
             table.reserved = table.reserved.saturating_sub(1);
+            reservation.held = false;
             stored?;
             let key = (record.tenant.clone(), record.id.clone());
             table.jobs.insert(

@@ -15,6 +15,7 @@
 mod admin;
 mod auth;
 mod backup;
+mod cli;
 mod component;
 mod embed;
 mod error;
@@ -60,6 +61,9 @@ enum Commands {
     Backup(BackupArgs),
     /// Copy every library from a backup (`--from`) into `--storage`.
     Restore(RestoreArgs),
+    /// Client commands (import, export, search, libraries, keys, snapshot, completions, bench).
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -263,16 +267,22 @@ fn parse_cli() -> anyhow::Result<Cli> {
 }
 
 fn main() -> anyhow::Result<()> {
-    telemetry::init();
     let cli = parse_cli()?;
+    // Client commands run their own runtime and quiet logging, and exit with their code.
+    let command = match cli.command {
+        Commands::Client(command) => std::process::exit(crate::cli::run(command)),
+        other => other,
+    };
+    telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    match cli.command {
+    match command {
         Commands::Serve(args) => runtime.block_on(serve(args)),
         Commands::Backup(args) => runtime.block_on(copy(&args.storage, &args.to)),
         Commands::Restore(args) => runtime.block_on(copy(&args.from, &args.storage)),
+        Commands::Client(_) => Ok(()), // handled above
     }
 }
 

@@ -13,7 +13,11 @@
 //! - Label sets are closed: `route` is the matched route template (or `unmatched`),
 //!   never the raw path, so a scanner cannot blow up the series count. Families whose
 //!   label values are known up front (search modes, job types and statuses, storage
-//!   operations) are created at 0, so `rate()` works before the first event.
+//!   operations, event types) are created at 0, so `rate()` works before the first
+//!   event and every family of the contract has a sample in the first scrape.
+//! - Process CPU and memory use the standard `process_*` names (what every Prometheus
+//!   client exports), read from `/proc/self` at scrape time by a small collector:
+//!   prometheus-client has no process collector of its own.
 
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -187,6 +191,14 @@ impl Metrics {
             for status in JOB_STATUSES {
                 let _ = m.jobs.get_or_create(&job_labels(kind, status));
             }
+        }
+        for kind in JOB_TYPES {
+            let _ = m.job_duration.get_or_create(&job_labels(kind, "completed"));
+        }
+        for kind in crate::events::EVENT_TYPES {
+            let _ = m.events_published.get_or_create(&EventLabel {
+                r#type: (*kind).to_string(),
+            });
         }
         for op in STORAGE_OPS {
             let _ = m.storage_errors.get_or_create(&OpLabel {

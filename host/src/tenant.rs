@@ -962,7 +962,10 @@ impl Tenant {
         // Read instances are an optimization: if they cannot be built (e.g. the image
         // does not fit the memory limit), the writer instance answers for a while.
         drop(reader);
-        let why = failure.map_or_else(|| "writes outran it".to_string(), |e| e.message().to_string());
+        let why = failure.map_or_else(
+            || "writes outran it".to_string(),
+            |e| e.message().to_string(),
+        );
         tracing::warn!(tenant = %self.name, reason = %why, "read instances unavailable; the writer instance answers reads for 60 s");
         readers.disable_for(Duration::from_secs(60));
         self.query_primary(query).await

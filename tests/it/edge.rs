@@ -303,7 +303,9 @@ fn edge_lists_pages_and_deletes_by_filter_like_the_host() {
         let reply = edge.get(&format!("/v1/libraries/pages/documents?{bad}"));
         assert_error(&reply, 400, "invalid");
         assert_error(
-            &host.http.get(&format!("/v1/libraries/pages/documents?{bad}")),
+            &host
+                .http
+                .get(&format!("/v1/libraries/pages/documents?{bad}")),
             400,
             "invalid",
         );

@@ -63,7 +63,10 @@ fn start_host(extra: &[&str]) -> (tempfile::TempDir, Server) {
     ];
     args.extend_from_slice(extra);
     let env = [
-        ("ARRWDB_EMBEDDING_LOCAL_API_KEY".to_string(), KEY.to_string()),
+        (
+            "ARRWDB_EMBEDDING_LOCAL_API_KEY".to_string(),
+            KEY.to_string(),
+        ),
         ("ARRWDB_EMBEDDING_CO_API_KEY".to_string(), KEY.to_string()),
     ];
     let server = Server::start_with(dir.path().to_str().expect("utf-8 path"), &env, &args);
@@ -121,13 +124,14 @@ fn text_only_documents_are_embedded_and_found_by_their_own_text() {
         // the same texts.
         let expected = dataset::fvecs("base.fvecs", 3);
         for (i, (id, _)) in docs.iter().take(3).enumerate() {
-            let reply = http.get(&format!(
-                "/v1/libraries/{library}/documents/{id}"
-            ));
+            let reply = http.get(&format!("/v1/libraries/{library}/documents/{id}"));
             assert_eq!(reply.0, 200, "{}", reply.1);
             let got = as_f32s(&reply.1["chunks"][0]["embedding"]);
             let cosine: f32 = got.iter().zip(&expected[i]).map(|(a, b)| a * b).sum();
-            assert!(cosine > 0.999, "{library}: {id} embedded to cosine {cosine}");
+            assert!(
+                cosine > 0.999,
+                "{library}: {id} embedded to cosine {cosine}"
+            );
         }
 
         // Searching a document's own text, as a vector search, ranks it first.
@@ -137,7 +141,12 @@ fn text_only_documents_are_embedded_and_found_by_their_own_text() {
                 &json!({"text": text, "mode": "vector", "k": 3}),
             );
             assert_eq!(reply.0, 200, "{}", reply.1);
-            assert_eq!(reply.1["hits"][0]["document_id"], id.as_str(), "{}", reply.1);
+            assert_eq!(
+                reply.1["hits"][0]["document_id"],
+                id.as_str(),
+                "{}",
+                reply.1
+            );
         }
         // Without a mode, text on a library with a provider is a hybrid search.
         let (id, text) = &docs[5];
@@ -146,7 +155,12 @@ fn text_only_documents_are_embedded_and_found_by_their_own_text() {
             &json!({"text": text, "k": 3}),
         );
         assert_eq!(reply.0, 200, "{}", reply.1);
-        assert_eq!(reply.1["hits"][0]["document_id"], id.as_str(), "{}", reply.1);
+        assert_eq!(
+            reply.1["hits"][0]["document_id"],
+            id.as_str(),
+            "{}",
+            reply.1
+        );
         assert!(
             reply.1["hits"][0]["breakdown"]["vector_rank"].is_number()
                 && reply.1["hits"][0]["breakdown"]["keyword_rank"].is_number(),
@@ -175,7 +189,11 @@ fn a_model_of_another_dimension_is_refused_and_nothing_is_written() {
         message.contains("384") && message.contains("128"),
         "the error names both dimensions: {message}"
     );
-    assert_eq!(document_count(http, "small"), 0, "nothing of the batch is written");
+    assert_eq!(
+        document_count(http, "small"),
+        0,
+        "nothing of the batch is written"
+    );
     let reply = http.post(
         "/v1/libraries/small/search",
         &json!({"text": "a first text", "mode": "vector"}),
@@ -243,7 +261,10 @@ fn unknown_providers_and_missing_vectors_are_client_errors() {
     let reply = create(http, "nope", "not-configured", dataset::DIM);
     assert_error(&reply, 400, "invalid");
     let message = reply.1["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("local") && message.contains("co"), "{message}");
+    assert!(
+        message.contains("local") && message.contains("co"),
+        "{message}"
+    );
 
     // A library without a provider needs vectors.
     let reply = http.post(

@@ -66,6 +66,17 @@ struct Sse {
 
 impl Sse {
     fn open(base: &str, path: &str, key: Option<&str>, extra: &[(&str, &str)]) -> Sse {
+        Self::open_gated(base, path, key, extra, None)
+    }
+
+    /// As [`Sse::open`], but the body is not read before `gate` receives (or closes).
+    fn open_gated(
+        base: &str,
+        path: &str,
+        key: Option<&str>,
+        extra: &[(&str, &str)],
+        gate: Option<mpsc::Receiver<()>>,
+    ) -> Sse {
         let host = base.trim_start_matches("http://");
         let mut socket = TcpStream::connect(host).expect("connect");
         let mut request =
@@ -109,7 +120,12 @@ impl Sse {
             body = String::from_utf8_lossy(&bytes).into_owned();
         } else {
             socket.set_read_timeout(None).expect("no timeout");
-            std::thread::spawn(move || read_chunked(reader, tx));
+            std::thread::spawn(move || {
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
+                read_chunked(reader, tx)
+            });
         }
         Sse {
             status,
@@ -477,6 +493,57 @@ fn sse_resumes_from_the_buffer_and_from_the_wal_and_says_reset_when_it_cannot() 
         assert_eq!(f.raw, ": heartbeat");
     }
     assert!(started.elapsed() >= Duration::from_millis(500));
+}
+
+#[test]
+fn a_slow_sse_reader_catches_up_from_the_buffer_and_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().to_str().expect("utf-8").to_string();
+    let env = [("ARRWDB_EVENTS_BUFFER".to_string(), "500".to_string())];
+    let server = Server::start(&storage, &env);
+    let http = &server.http;
+    create_library(http, "lag", 4);
+    // The client reads nothing while ~16 MB of events are published: the socket
+    // fills, the server stops pulling the stream, the subscription falls far behind
+    // the broadcast channel (1024 events) and the buffer (500), and must refill from
+    // the WAL once the client reads again.
+    let (go, gate) = mpsc::channel();
+    let sse = Sse::open_gated(
+        &http.base,
+        "/v1/events?types=document.upserted",
+        None,
+        &[],
+        Some(gate),
+    );
+    let rounds = 10;
+    let per_round = 2500;
+    for round in 0..rounds {
+        let documents: Vec<Value> = (0..per_round)
+            .map(|i| doc(&format!("l{round:02}-{i:05}-{}", "p".repeat(480)), 1))
+            .collect();
+        let reply = http.post(
+            "/v1/libraries/lag/documents/batch",
+            &json!({"documents": documents}),
+        );
+        assert_eq!(reply.0, 200);
+    }
+    go.send(()).expect("reader waiting");
+    let frames = sse.events(rounds * per_round, Duration::from_secs(120));
+    for f in &frames[..3] {
+        eprintln!("DEBUG {}", &f.raw[..f.raw.len().min(200)]);
+    }
+    let first = frames[0].id();
+    for (n, f) in frames.iter().enumerate() {
+        assert_eq!(f.event.as_deref(), Some("document.upserted"), "{}", f.raw);
+        assert_eq!(f.id(), first + n as u64, "no gap, no repeat");
+        let want = format!("l{:02}-{:05}-", n / per_round, n % per_round);
+        assert!(
+            f.json()["ids"][0]
+                .as_str()
+                .is_some_and(|id| id.starts_with(&want))
+        );
+    }
+    sse.assert_quiet(Duration::from_millis(300));
 }
 
 fn metric(http: &Http, name: &str) -> f64 {

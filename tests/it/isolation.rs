@@ -98,7 +98,11 @@ fn tenant_rates_change_at_runtime_and_persist() {
         "forbidden",
     );
     assert_error(
-        &patch(&admin.without_key(), "/v1/admin/tenants/slow", &json!({"rates": {}})),
+        &patch(
+            &admin.without_key(),
+            "/v1/admin/tenants/slow",
+            &json!({"rates": {}}),
+        ),
         401,
         "unauthorized",
     );
@@ -113,7 +117,11 @@ fn tenant_rates_change_at_runtime_and_persist() {
         json!({"rates": {"searches": 5}}),
         json!({"rates": {}, "name": "x"}),
     ] {
-        assert_error(&patch(&admin, "/v1/admin/tenants/slow", &bad), 400, "invalid");
+        assert_error(
+            &patch(&admin, "/v1/admin/tenants/slow", &bad),
+            400,
+            "invalid",
+        );
     }
 
     // Persisted like the other records.
@@ -153,8 +161,7 @@ fn serve_raw(
             }
             return Err((status.to_string(), stderr));
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http.get("/ready").0 == 200
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && http.get("/ready").0 == 200
         {
             return Ok(guard);
         }
@@ -371,10 +378,7 @@ fn hostile_tenant_does_not_slow_another() {
     let victim_search = |samples: &mut Vec<Duration>| {
         for q in &queries {
             let started = Instant::now();
-            let reply = victim.post(
-                "/v1/libraries/small/search",
-                &json!({"vector": q, "k": 10}),
-            );
+            let reply = victim.post("/v1/libraries/small/search", &json!({"vector": q, "k": 10}));
             samples.push(started.elapsed());
             assert_eq!(reply.0, 200, "{}", reply.1);
         }
@@ -418,7 +422,10 @@ fn hostile_tenant_does_not_slow_another() {
         percentile(&mut solo, 0.99),
         percentile(&mut contended, 0.99),
     );
-    assert!(hostile_calls >= 8, "the attacker ran ({hostile_calls} calls)");
+    assert!(
+        hostile_calls >= 8,
+        "the attacker ran ({hostile_calls} calls)"
+    );
     let floor = solo_median.max(Duration::from_millis(5));
     assert!(
         contended_median <= floor * 2,
@@ -464,6 +471,70 @@ fn hostile_tenant_hits_deadline_and_memory_limit() {
     };
     assert_eq!(search().0, 200);
 
+    // Deadline: an index rebuild that runs past the 1 s call timeout.
+    let reply = hostile.post(
+        "/v1/libraries",
+        &json!({"name": "slow", "dimension": dataset::DIM}),
+    );
+    assert_eq!(reply.0, 201, "{}", reply.1);
+    let docs = dataset::documents(3000);
+    for batch in docs.chunks(500) {
+        let reply = hostile.post(
+            "/v1/libraries/slow/documents/batch",
+            &json!({ "documents": batch }),
+        );
+        assert_eq!(reply.0, 200, "{}", reply.1);
+    }
+    let started = Instant::now();
+    let (stop, victim_ok) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let watcher = {
+        let (stop, victim_ok, victim, query) = (
+            stop.clone(),
+            victim_ok.clone(),
+            victim.clone(),
+            query.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let reply = victim.post(
+                    "/v1/libraries/small/search",
+                    &json!({"vector": query, "k": 10}),
+                );
+                assert_eq!(reply.0, 200, "{}", reply.1);
+                victim_ok.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let slow = hostile.post(
+        "/v1/libraries/slow/rebuild",
+        &json!({"index": {"type": "hnsw", "m": 128, "ef_construction": 4096}}),
+    );
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().expect("victim thread");
+    eprintln!(
+        "hostile rebuild answered {} after {took:?}; the victim searched {} times meanwhile",
+        slow.0,
+        victim_ok.load(Ordering::Relaxed)
+    );
+    assert_error(&slow, 500, "internal");
+    let message = slow.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("deadline"), "{message}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the deadline cut it short: {took:?}"
+    );
+    assert!(
+        victim_ok.load(Ordering::Relaxed) >= 10,
+        "the victim kept searching"
+    );
+    let slow = hostile.get("/v1/libraries/slow");
+    assert_eq!(slow.0, 200, "{}", slow.1);
+    assert_eq!(slow.1["documents"], 3000, "{}", slow.1);
+
     // Memory: documents until the instance's linear memory would pass 48 MiB.
     let reply = hostile.post(
         "/v1/libraries",
@@ -494,55 +565,4 @@ fn hostile_tenant_hits_deadline_and_memory_limit() {
     let hog = hostile.get("/v1/libraries/hog");
     assert_eq!(hog.0, 200, "{}", hog.1);
     assert_eq!(hog.1["documents"], stored, "{}", hog.1);
-
-    // Deadline: an index rebuild that runs past the 1 s call timeout.
-    let reply = hostile.post(
-        "/v1/libraries",
-        &json!({"name": "slow", "dimension": dataset::DIM}),
-    );
-    assert_eq!(reply.0, 201, "{}", reply.1);
-    let docs = dataset::documents(3000);
-    for batch in docs.chunks(500) {
-        let reply = hostile.post(
-            "/v1/libraries/slow/documents/batch",
-            &json!({ "documents": batch }),
-        );
-        assert_eq!(reply.0, 200, "{}", reply.1);
-    }
-    let started = Instant::now();
-    let (stop, victim_ok) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
-    let watcher = {
-        let (stop, victim_ok, victim, query) =
-            (stop.clone(), victim_ok.clone(), victim.clone(), query.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let reply = victim.post(
-                    "/v1/libraries/small/search",
-                    &json!({"vector": query, "k": 10}),
-                );
-                assert_eq!(reply.0, 200, "{}", reply.1);
-                victim_ok.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    let slow = hostile.post(
-        "/v1/libraries/slow/rebuild",
-        &json!({"index": {"type": "hnsw", "m": 128, "ef_construction": 4096}}),
-    );
-    let took = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().expect("victim thread");
-    eprintln!(
-        "hostile rebuild answered {} after {took:?}; the victim searched {} times meanwhile",
-        slow.0,
-        victim_ok.load(Ordering::Relaxed)
-    );
-    assert_error(&slow, 500, "internal");
-    let message = slow.1["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("deadline"), "{message}");
-    assert!(took < Duration::from_secs(10), "the deadline cut it short: {took:?}");
-    assert!(victim_ok.load(Ordering::Relaxed) >= 10, "the victim kept searching");
-    let slow = hostile.get("/v1/libraries/slow");
-    assert_eq!(slow.0, 200, "{}", slow.1);
-    assert_eq!(slow.1["documents"], 3000, "{}", slow.1);
 }

@@ -551,7 +551,11 @@ fn restart_marks_interrupted_jobs_failed_and_keeps_the_rest() {
         .to_string();
     // Let a progress update reach storage (at most every 2 s), then SIGKILL.
     std::thread::sleep(Duration::from_millis(3500));
-    assert_eq!(job(&http, &running)["status"], "running", "still running when killed");
+    assert_eq!(
+        job(&http, &running)["status"],
+        "running",
+        "still running when killed"
+    );
 
     let server = server.crash_and_restart();
     let http = &server.http;

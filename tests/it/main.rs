@@ -8,6 +8,8 @@
 mod support;
 
 mod auth;
+mod cli;
+mod conformance;
 mod cross_runtime;
 mod durability;
 mod edge;

@@ -195,11 +195,73 @@ fn metrics_scrape_exports_the_whole_contract_and_counts_real_work() {
     );
     for mode in ["vector", "keyword", "hybrid"] {
         assert_eq!(
-            s.value("arrwdb_search_duration_seconds_count", &[("mode", mode)]),
+            s.value(
+                "arrwdb_search_duration_seconds_count",
+                &[("mode", mode), ("index", "flat")]
+            ),
             Some(1.0),
             "mode {mode}"
         );
     }
+    assert_eq!(
+        s.value(
+            "arrwdb_search_duration_seconds_count",
+            &[("mode", "vector"), ("index", "hnsw")]
+        ),
+        Some(0.0)
+    );
+    // Library "m" is flat: an HNSW library's searches get their own series.
+    let reply = http.post(
+        "/v1/libraries",
+        &json!({"name": "g", "dimension": 2, "index": {"type": "hnsw"}}),
+    );
+    assert_eq!(reply.0, 201, "{}", reply.1);
+    assert_eq!(
+        http.post("/v1/libraries/g/search", &json!({"vector": [1.0, 0.0]}))
+            .0,
+        200
+    );
+    let after = scrape(&server);
+    assert_eq!(
+        after.value(
+            "arrwdb_search_duration_seconds_count",
+            &[("mode", "vector"), ("index", "hnsw")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.value(
+            "arrwdb_events_published_total",
+            &[("type", "document.upserted")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        after.value(
+            "arrwdb_events_published_total",
+            &[("type", "library.created")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(after.value("arrwdb_jobs_queued", &[]), Some(0.0));
+    // Process metrics agree with what the kernel says about the process.
+    let cpu = after.value("process_cpu_seconds_total", &[]).expect("cpu");
+    assert!(cpu > 0.0, "cpu {cpu}");
+    let rss = after
+        .value("process_resident_memory_bytes", &[])
+        .expect("rss");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.guard.child.id()))
+        .expect("proc status");
+    let kernel_rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .expect("VmRSS")
+        * 1024.0;
+    assert!(
+        (rss / kernel_rss - 1.0).abs() < 0.5,
+        "scraped RSS {rss} vs kernel {kernel_rss}"
+    );
     assert_eq!(s.value("arrwdb_ready", &[]), Some(1.0));
     assert_eq!(s.value("arrwdb_libraries", &[]), Some(1.0));
     assert_eq!(s.value("arrwdb_documents", &[("library", "m")]), Some(3.0));

@@ -191,7 +191,10 @@ impl Conn {
 
     fn json(&mut self, method: &str, path: &str, body: &Value) -> (u16, Value) {
         let (status, bytes) = self.request(method, path, &serde_json::to_vec(body).expect("json"));
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }
 
@@ -262,7 +265,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// `clients` threads searching for `secs`; returns (QPS, p50, p99, errors).
-fn run(port: u16, queries: &Arc<Vec<Vec<u8>>>, clients: usize, secs: u64) -> (f64, Duration, Duration, usize) {
+fn run(
+    port: u16,
+    queries: &Arc<Vec<Vec<u8>>>,
+    clients: usize,
+    secs: u64,
+) -> (f64, Duration, Duration, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
@@ -312,7 +320,9 @@ fn main() {
     let queries: Arc<Vec<Vec<u8>>> = Arc::new(
         fvecs(&args.dataset.join("queries.fvecs"), 200)
             .into_iter()
-            .map(|q| serde_json::to_vec(&json!({"vector": q, "k": 10, "include": []})).expect("json"))
+            .map(|q| {
+                serde_json::to_vec(&json!({"vector": q, "k": 10, "include": []})).expect("json")
+            })
             .collect(),
     );
     {

@@ -13,7 +13,7 @@
 //! builds of the workspace keep their profile), with the crate's `compact` feature (same
 //! results, smaller tables), then shrunk with `wasm-opt -Oz` from the npm package
 //! `binaryen` (pinned in `wasm/tools/`; Debian's binaryen 108 breaks wasm-bindgen
-//! output). Where the remaining bytes go: wasm/npm/README.md, "Size".
+//! output). Where the bytes go: docs/npm.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -175,9 +175,10 @@ pub fn install_tools(root: &Path) -> Result<(), String> {
         .args(["ci", "--no-audit", "--no-fund"]))
 }
 
-/// The `node --test` files of the npm package and of the web page. The page test needs
-/// `www/node_modules` (see [`install_www`]) and Chromium at `/usr/bin/chromium`; both
-/// need [`build`] first.
+/// The `node --test` files of the npm package and of the web pages. The page tests need
+/// `www/node_modules` (see [`install_www`]) and Chromium at `/usr/bin/chromium`; all
+/// need [`build`] first, and the replication and host-console tests need the host binary
+/// (`target/release/arrwdb`).
 pub fn node_test_files(root: &Path) -> Vec<PathBuf> {
     vec![
         root.join("wasm").join("tests").join("database.test.mjs"),
@@ -186,7 +187,8 @@ pub fn node_test_files(root: &Path) -> Vec<PathBuf> {
         root.join("wasm").join("tests").join("types.test.mjs"),
         root.join("www").join("tests").join("page.test.mjs"),
         root.join("www").join("tests").join("browser.test.mjs"),
-        root.join("www").join("tests").join("console.test.mjs"),
+        root.join("www").join("tests").join("local.test.mjs"),
+        root.join("www").join("tests").join("console-host.test.mjs"),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! Text → terms: word boundaries, lowercasing, folding, stop words, stemming.
 
 use alloc::string::String;
+#[cfg(not(feature = "small-fold"))]
 use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 use unicode_segmentation::UnicodeSegmentation as _;
 
@@ -86,6 +87,13 @@ fn fold(c: char, out: &mut String) {
         out.push_str(s);
         return;
     }
+    decomposed_without_marks(c, out);
+}
+
+/// Appends the canonical decomposition of `c` without its combining marks, or `c` when
+/// that is empty.
+#[cfg(not(feature = "small-fold"))]
+fn decomposed_without_marks(c: char, out: &mut String) {
     let before = out.len();
     decompose_canonical(c, |d| {
         if !is_combining_mark(d) {
@@ -97,10 +105,57 @@ fn fold(c: char, out: &mut String) {
     }
 }
 
+/// [`decomposed_without_marks`] from the table build.rs generates (`small-fold`).
+#[cfg(feature = "small-fold")]
+fn decomposed_without_marks(c: char, out: &mut String) {
+    fold_table::fold(c, out);
+}
+
+/// The table of the `small-fold` feature (compiled for tests too, which compare it
+/// with `unicode-normalization` for every character).
+#[cfg(any(test, feature = "small-fold"))]
+mod fold_table {
+    use alloc::string::String;
+
+    include!(concat!(env!("OUT_DIR"), "/fold_table.rs"));
+
+    /// Hangul syllables: first syllable, and the counts of the arithmetic
+    /// decomposition (Unicode § 3.12).
+    const S_BASE: u32 = 0xAC00;
+    const S_COUNT: u32 = 11_172;
+    const N_COUNT: u32 = 588;
+    const T_COUNT: u32 = 28;
+
+    /// Appends the canonical decomposition of `c` without combining marks, or `c`.
+    pub(super) fn fold(c: char, out: &mut String) {
+        let code = u32::from(c);
+        if let Some(s) = code.checked_sub(S_BASE).filter(|s| *s < S_COUNT) {
+            // Leading consonant, vowel and optional trailing consonant jamo.
+            let jamo = [
+                Some(0x1100 + s / N_COUNT),
+                Some(0x1161 + (s % N_COUNT) / T_COUNT),
+                (s % T_COUNT != 0).then_some(0x11A7 + s % T_COUNT),
+            ];
+            out.extend(jamo.into_iter().flatten().filter_map(char::from_u32));
+            return;
+        }
+        let folded = FOLD_KEYS.binary_search(&code).ok().and_then(|i| {
+            let (start, end) = (*FOLD_OFFSETS.get(i)?, *FOLD_OFFSETS.get(i + 1)?);
+            FOLDED.get(usize::from(start)..usize::from(end))
+        });
+        match folded {
+            Some(s) => out.push_str(s),
+            None => out.push(c),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+    #[cfg(feature = "small-fold")]
+    use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
     fn terms(config: TextConfig, text: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -166,6 +221,27 @@ mod tests {
             terms(TextConfig::default(), &alloc::format!("{long} {ok}")),
             [ok]
         );
+    }
+
+    #[test]
+    fn small_fold_table_folds_every_character_like_unicode_normalization() {
+        let mut checked = 0;
+        for c in (0x80..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let mut want = String::new();
+            decompose_canonical(c, |d| {
+                if !is_combining_mark(d) {
+                    want.push(d);
+                }
+            });
+            if want.is_empty() {
+                want.push(c);
+            }
+            let mut got = String::new();
+            fold_table::fold(c, &mut got);
+            assert_eq!(got, want, "U+{:04X}", u32::from(c));
+            checked += 1;
+        }
+        assert!(checked > 1_000_000);
     }
 
     #[test]
