@@ -350,6 +350,9 @@ pub struct BenchArgs {
     /// Searches in flight at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Unmeasured searches first (index warm-up, read instances starting).
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
     /// Seed of the random vectors and of the query choice.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -426,9 +429,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<i32> {
         }
         ClientCommand::Export(args) => with_client(&args.target, |c| export(c, &args)).await,
         ClientCommand::Search(args) => with_client(&args.target, |c| search(c, &args)).await,
-        ClientCommand::Libraries(args) => {
-            with_client(&args.target, |c| libraries(c, &args)).await
-        }
+        ClientCommand::Libraries(args) => with_client(&args.target, |c| libraries(c, &args)).await,
         ClientCommand::Keys(args) => with_client(&args.target, |c| keys(c, &args.action)).await,
         ClientCommand::Snapshot(args) => {
             with_client(&args.target, |c| snapshot(c, &args.library, &args.output)).await
@@ -672,7 +673,13 @@ impl Client {
             Some(value) => Body::Json(serde_json::to_vec(value)?),
             None => Body::Empty,
         };
-        let bytes = self.send(method, path, body).await?.ok().await?.bytes().await?;
+        let bytes = self
+            .send(method, path, body)
+            .await?
+            .ok()
+            .await?
+            .bytes()
+            .await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -894,11 +901,16 @@ fn record_document(record: Value, columns: &Columns) -> Result<Value, String> {
     };
     let embedding = match fields.remove(&columns.embedding) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_vector(&s).map_err(|e| {
-            format!("`{}`: {e}", columns.embedding)
-        })?),
+        Some(Value::String(s)) => {
+            Some(parse_vector(&s).map_err(|e| format!("`{}`: {e}", columns.embedding))?)
+        }
         Some(Value::Array(items)) => Some(Value::Array(items)),
-        Some(_) => return Err(format!("`{}` must be an array of numbers", columns.embedding)),
+        Some(_) => {
+            return Err(format!(
+                "`{}` must be an array of numbers",
+                columns.embedding
+            ));
+        }
     };
     Ok(flat_document(id, text, embedding, fields))
 }
@@ -1306,7 +1318,10 @@ async fn import(client: &Client, args: &ImportArgs) -> anyhow::Result<i32> {
         let file = std::fs::File::open(&args.file)
             .with_context(|| format!("open {}", args.file.display()))?;
         let length = file.metadata().ok().map(|m| m.len());
-        (Box::new(std::io::BufReader::with_capacity(1 << 16, file)), length)
+        (
+            Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
+            length,
+        )
     };
     let first = input
         .fill_buf()
@@ -1319,7 +1334,11 @@ async fn import(client: &Client, args: &ImportArgs) -> anyhow::Result<i32> {
         .context("--delimiter must be one ASCII character")?;
     // Fail on an unknown library before reading the file.
     client
-        .call("GET", &format!("/v1/libraries/{}", segment(&args.library)), None)
+        .call(
+            "GET",
+            &format!("/v1/libraries/{}", segment(&args.library)),
+            None,
+        )
         .await?;
     let bar = progress(
         length,
@@ -1472,7 +1491,10 @@ async fn export(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
             }
             None => (Box::new(std::io::BufWriter::new(std::io::stdout())), None),
         };
-    let bar = progress(total, "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} documents");
+    let bar = progress(
+        total,
+        "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} documents",
+    );
     let mut cursor: Option<String> = None;
     let mut exported = 0u64;
     loop {
@@ -1484,7 +1506,11 @@ async fn export(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
             let _ = write!(query, "&filter={}", segment(filter));
         }
         let page = client
-            .call("GET", &format!("/v1/libraries/{library}/documents?{query}"), None)
+            .call(
+                "GET",
+                &format!("/v1/libraries/{library}/documents?{query}"),
+                None,
+            )
             .await?;
         let ids: Vec<String> = page
             .get("documents")
@@ -1499,7 +1525,11 @@ async fn export(client: &Client, args: &ExportArgs) -> anyhow::Result<()> {
         let mut documents = futures::stream::iter(ids)
             .map(|id| async move {
                 client
-                    .call("GET", &format!("/v1/libraries/{library}/documents/{}", segment(&id)), None)
+                    .call(
+                        "GET",
+                        &format!("/v1/libraries/{library}/documents/{}", segment(&id)),
+                        None,
+                    )
                     .await
             })
             .buffered(8);
@@ -1600,7 +1630,9 @@ async fn search(client: &Client, args: &SearchArgs) -> anyhow::Result<()> {
         .map(|(i, hit)| {
             let text = |key: &str| hit.get(key).and_then(Value::as_str).unwrap_or("");
             let metadata = match hit.get("metadata") {
-                Some(Value::Object(m)) if !m.is_empty() => truncate(&Value::Object(m.clone()).to_string(), 40),
+                Some(Value::Object(m)) if !m.is_empty() => {
+                    truncate(&Value::Object(m.clone()).to_string(), 40)
+                }
                 _ => String::new(),
             };
             vec![
@@ -1616,7 +1648,10 @@ async fn search(client: &Client, args: &SearchArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let mut text = table(&["#", "score", "document", "chunk", "text", "metadata"], &rows);
+    let mut text = table(
+        &["#", "score", "document", "chunk", "text", "metadata"],
+        &rows,
+    );
     let took = found.get("took_ms").and_then(Value::as_f64).unwrap_or(0.0);
     let _ = writeln!(text, "{} hits in {took:.2} ms", hits.len());
     out(&text)
@@ -1658,7 +1693,14 @@ async fn libraries(client: &Client, args: &LibrariesArgs) -> anyhow::Result<()> 
                 .map(|l| l.iter().map(library_row).collect())
                 .unwrap_or_default();
             out(&table(
-                &["name", "dimension", "metric", "index", "documents", "chunks"],
+                &[
+                    "name",
+                    "dimension",
+                    "metric",
+                    "index",
+                    "documents",
+                    "chunks",
+                ],
                 &rows,
             ))
         }
@@ -1748,7 +1790,11 @@ async fn keys(client: &Client, action: &KeysAction) -> anyhow::Result<()> {
         }
         KeysAction::List { tenant, json } => {
             let list = client
-                .call("GET", &format!("/v1/admin/tenants/{}/keys", segment(tenant)), None)
+                .call(
+                    "GET",
+                    &format!("/v1/admin/tenants/{}/keys", segment(tenant)),
+                    None,
+                )
                 .await?;
             if *json {
                 return out(&pretty(&list));
@@ -1759,8 +1805,15 @@ async fn keys(client: &Client, action: &KeysAction) -> anyhow::Result<()> {
                 .map(|keys| {
                     keys.iter()
                         .map(|k| {
-                            let text = |key: &str| k.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-                            let when = |key: &str| k.get(key).and_then(Value::as_u64).map(date).unwrap_or_default();
+                            let text = |key: &str| {
+                                k.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+                            };
+                            let when = |key: &str| {
+                                k.get(key)
+                                    .and_then(Value::as_u64)
+                                    .map(date)
+                                    .unwrap_or_default()
+                            };
                             let scopes: Vec<&str> = k
                                 .get("scopes")
                                 .and_then(Value::as_array)
@@ -1796,14 +1849,22 @@ async fn keys(client: &Client, action: &KeysAction) -> anyhow::Result<()> {
         }
         KeysAction::Rotate { id } => {
             let view = client
-                .call("POST", &format!("/v1/admin/keys/{}/rotate", segment(id)), None)
+                .call(
+                    "POST",
+                    &format!("/v1/admin/keys/{}/rotate", segment(id)),
+                    None,
+                )
                 .await?;
             eprintln!("the new key is shown only now; store it safely");
             out(&pretty(&view))
         }
         KeysAction::Revoke { id } => {
             let view = client
-                .call("POST", &format!("/v1/admin/keys/{}/revoke", segment(id)), None)
+                .call(
+                    "POST",
+                    &format!("/v1/admin/keys/{}/revoke", segment(id)),
+                    None,
+                )
                 .await?;
             out(&pretty(&view))
         }
@@ -1880,8 +1941,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn read_dataset(path: &Path, limit: usize) -> anyhow::Result<Vec<Vec<f32>>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     let mut vectors = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         if vectors.len() >= limit {
@@ -1949,7 +2009,10 @@ async fn bench(client: &Client, args: &BenchArgs) -> anyhow::Result<()> {
         .await;
     let report = result?;
     if let Err(e) = deleted {
-        eprintln!("warning: could not delete the scratch library `{library}`: {}", describe(&e));
+        eprintln!(
+            "warning: could not delete the scratch library `{library}`: {}",
+            describe(&e)
+        );
     }
     if args.json {
         return out(&format!("{report}\n"));
@@ -2014,8 +2077,15 @@ async fn bench_in(
     }
     let upsert_secs = started.elapsed().as_secs_f64();
     bar.set_message("searches");
-    let queries: Vec<usize> = (0..args.queries).map(|_| rng.below(vectors.len())).collect();
+    let queries: Vec<usize> = (0..args.queries)
+        .map(|_| rng.below(vectors.len()))
+        .collect();
     let search_path = format!("/v1/libraries/{library}/search");
+    for _ in 0..args.warmup.min(MAX_BENCH_QUERIES) {
+        let body =
+            json!({ "vector": vectors.get(rng.below(vectors.len())), "k": args.k, "include": [] });
+        client.call("POST", &search_path, Some(&body)).await?;
+    }
     let started = Instant::now();
     let mut latencies: Vec<f64> = futures::stream::iter(queries)
         .map(|q| {
@@ -2048,6 +2118,7 @@ async fn bench_in(
         "queries": latencies.len(),
         "k": args.k,
         "concurrency": args.concurrency.max(1),
+        "warmup": args.warmup.min(MAX_BENCH_QUERIES),
         "qps": latencies.len() as f64 / search_secs.max(1e-9),
         "p50_ms": quantile(&latencies, 0.50),
         "p99_ms": quantile(&latencies, 0.99),
@@ -2137,7 +2208,10 @@ mod tests {
             Format::Ndjson,
         );
         assert_eq!(lines.len(), 4);
-        assert_eq!(lines[0], "{\"chunks\":[],\"id\":\"k\"}", "documents pass as is");
+        assert_eq!(
+            lines[0], "{\"chunks\":[],\"id\":\"k\"}",
+            "documents pass as is"
+        );
         assert_eq!(lines[1], "");
         assert_eq!(lines[2], " not json", "the server reports bad JSON");
         assert_eq!(outcome.records, 3);
@@ -2170,7 +2244,10 @@ mod tests {
         assert_eq!(index_config("hnsw").ok(), Some(json!({"type":"hnsw"})));
         let failure = api_failure(404, br#"{"error":{"kind":"not_found","message":"no"}}"#);
         assert_eq!(failure.to_string(), "no (not_found, HTTP 404)");
-        assert_eq!(api_failure(502, b"").message, "the server answered HTTP 502");
+        assert_eq!(
+            api_failure(502, b"").message,
+            "the server answered HTTP 502"
+        );
         let t = table(&["a", "bb"], &[vec!["xyz".into(), "1".into()]]);
         assert_eq!(t, "a    bb\nxyz  1\n");
     }

@@ -563,6 +563,7 @@ impl EventBus {
             pending: pending.into(),
             last: last.map_or(newest, |l| l.min(newest)),
             shutdown: self.shutdown_signal(),
+            storage: self.storage.get().cloned(),
         }
     }
 }
@@ -681,6 +682,8 @@ pub struct Subscription {
     /// Every event up to this id has been delivered or filtered out.
     last: u64,
     shutdown: watch::Receiver<bool>,
+    /// Where WAL segments are read back from (none: gaps become resets).
+    storage: Option<ObjectStorage>,
 }
 
 impl Drop for Subscription {
@@ -769,9 +772,9 @@ impl Subscription {
                 chunk.from, chunk.to, chunk.library
             )
         };
-        let storage = bus()
+        let storage = self
             .storage
-            .get()
+            .as_ref()
             .ok_or_else(|| gap("this server keeps no WAL access for events".into()))?;
         let key = arrwdb_core::storage::wal_key(&self.tenant, &chunk.library, chunk.first_seq);
         let bytes = storage.get(&key).await.map_err(|e| gap(e.to_string()))?;
@@ -909,5 +912,56 @@ mod tests {
         assert!(Filter::new(None, Some("nope.*")).is_err());
         assert!(Filter::new(Some("../x"), None).is_err());
         assert!(Filter::new(None, Some("*")).is_ok_and(|f| f.kind_matches("job.failed")));
+    }
+
+    /// A subscriber that is not polled while thousands of events go by catches up from
+    /// the buffer and the WAL without a gap or a repeat.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_subscriber_refills_from_the_buffer_and_the_wal() {
+        use arrwdb_core::DocumentData;
+        let bus = EventBus::default();
+        let storage = ObjectStorage::open("memory://").expect("memory");
+        bus.init(
+            &EventsArgs {
+                events_buffer: 50,
+                events_history: 1000,
+                events_heartbeat_ms: 1000,
+                ws_queue: 8,
+            },
+            storage.clone(),
+        );
+        let mut sub = bus.subscribe("t", Filter::default(), None);
+        let mut seq = 0;
+        for _ in 0..40 {
+            let records: Vec<WalRecord> = (0..97)
+                .map(|i| {
+                    seq += 1;
+                    WalRecord {
+                        library: "l".into(),
+                        seq,
+                        op: WalOp::UpsertDocument(DocumentData {
+                            id: format!("d{i}"),
+                            metadata: Default::default(),
+                            chunks: Vec::new(),
+                        }),
+                    }
+                })
+                .collect();
+            let key = arrwdb_core::storage::wal_key("t", "l", records[0].seq);
+            let bytes = codec::encode_wal_segment(&records).expect("encode");
+            storage.put(&key, bytes).await.expect("put");
+            bus.committed("t", "l", &records);
+        }
+        let mut ids = Vec::new();
+        while ids.len() < 40 * 97 {
+            match sub.next().await {
+                Some(Delivery::Event(e)) => {
+                    assert_eq!(e.event.seq, Some(ids.len() as u64 + 1));
+                    ids.push(e.event.id);
+                }
+                other => panic!("after {} events: {other:?}", ids.len()),
+            }
+        }
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1));
     }
 }

@@ -2,7 +2,9 @@
 //! tenant's engine instance. Bodies are read as bytes and parsed with
 //! [`api::from_json`], so a malformed body gets the very message the edge worker
 //! gives; every failure, including unknown routes, wrong methods and oversized bodies,
-//! is the shared JSON error shape.
+//! is the shared JSON error shape. Searches and listings also feed the search latency
+//! metric and the slow-query log ([`crate::telemetry::slow_query`]); every route is
+//! described in `/openapi.json` ([`openapi`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -486,7 +488,7 @@ pub(crate) fn search_shape<'a>(
     let mode = crate::metrics::search_mode(request);
     let fused = mode == "hybrid" || request.rerank.is_some();
     let candidates = request.candidates.unwrap_or(if fused {
-        request.k.max(100).min(api::MAX_K)
+        request.k.clamp(100, api::MAX_K)
     } else {
         request.k
     });

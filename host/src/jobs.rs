@@ -704,6 +704,48 @@ impl Jobs {
         Ok(())
     }
 
+    /// A read replica: replaces `tenant`'s records by what the writer has stored now.
+    async fn refresh(&self, tenant: &str) -> Result<(), ApiError> {
+        if !self.replica.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let unavailable = |e: crate::storage::StorageError| ApiError::unavailable(e.to_string());
+        let mut records = Vec::new();
+        let dir = format!("{JOBS_DIR}/{tenant}");
+        for key in self
+            .storage
+            .list_after(&dir, "")
+            .await
+            .map_err(unavailable)?
+        {
+            match self.storage.get(&key).await {
+                Ok(bytes) => {
+                    if let Ok(record) = serde_json::from_slice::<JobRecord>(&bytes)
+                        && record.version == RECORD_VERSION
+                        && record.tenant == tenant
+                    {
+                        records.push(record);
+                    }
+                }
+                Err(crate::storage::StorageError::NotFound { .. }) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        let mut table = self.lock();
+        table.jobs.retain(|(t, _), _| t != tenant);
+        for record in records {
+            table.jobs.insert(
+                (record.tenant.clone(), record.id.clone()),
+                Entry {
+                    record,
+                    cancel: CancellationToken::new(),
+                    spec: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
     fn get(&self, tenant: &str, id: &str) -> Result<JobRecord, ApiError> {
         self.lock()
             .jobs
@@ -1013,6 +1055,7 @@ async fn list(
 ) -> Reply {
     state.jobs.ready().await?;
     let Query(params) = params.map_err(|r| ApiError::invalid(r.body_text()))?;
+    state.jobs.refresh(&caller.tenant_name).await?;
     let page = state.jobs.list(&caller.tenant_name, &params)?;
     Ok((StatusCode::OK, Json(page)).into_response())
 }
@@ -1024,6 +1067,7 @@ async fn get_job(
 ) -> Reply {
     state.jobs.ready().await?;
     let Path(id) = id.map_err(|r| ApiError::invalid(r.body_text()))?;
+    state.jobs.refresh(&caller.tenant_name).await?;
     let record = state.jobs.get(&caller.tenant_name, &id)?;
     Ok((StatusCode::OK, Json(record)).into_response())
 }

@@ -19,6 +19,9 @@
 //!
 //! Deleting a library writes a `DeleteLibrary` record (the *tombstone*) and then deletes
 //! the library's other objects, the tombstone last (see [`crate::log`]).
+//!
+//! Reads: with `--read-instances N > 1` queries run on N read instances fed from the
+//! writer instance's committed changes (see [`readers`]), not under the tenant lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

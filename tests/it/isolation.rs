@@ -219,14 +219,12 @@ fn config_file_with_env_and_flag_precedence() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "addr = \"127.0.0.1:1\"\nread_instance = 2\n").expect("write");
     let (status, stderr) = serve_raw(&["--config", bad.to_str().expect("utf-8")], &[], 1)
-        .err()
-        .expect("an unknown key stops the server");
+        .expect_err("an unknown key stops the server");
     assert!(!status.contains("code: 0"), "{status}");
     assert!(stderr.contains("`read_instance`"), "{stderr}");
     std::fs::write(&bad, "read_instances = \"many\"\n").expect("write");
     let (_, stderr) = serve_raw(&["--config", bad.to_str().expect("utf-8")], &[], 1)
-        .err()
-        .expect("a bad value stops the server");
+        .expect_err("a bad value stops the server");
     assert!(stderr.contains("read-instances"), "{stderr}");
 
     // `serve --help` documents the file.

@@ -926,3 +926,50 @@ fn job_events_follow_the_job() {
     );
     assert_eq!(of(&failed), ["job.started", "job.failed"]);
 }
+
+#[test]
+fn a_read_replica_shows_the_writers_jobs_and_runs_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().join("data").display().to_string();
+    let writer = Server::start_with(&storage, &[], &["--flush-interval-ms", "20"]);
+    create_library(&writer.http, "big", 8);
+    let done = run(&writer.http, &json!({"type": "optimize", "library": "big"}));
+    let replica = Server::start_with(
+        &storage,
+        &[],
+        &["--replica-of", &storage, "--poll-interval-ms", "50"],
+    );
+    let id = done["id"].as_str().expect("id");
+    assert_eq!(job(&replica.http, id)["status"], "completed");
+    // A job submitted to the writer after the replica started shows up there too.
+    let running = submit(&writer.http, &big_import("r", 2000))["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    wait_for(&replica.http, &running, Duration::from_secs(30), |r| {
+        r["status"] == "running"
+    });
+    assert_eq!(
+        replica.http.get("/v1/jobs").1["jobs"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_error(
+        &replica
+            .http
+            .post("/v1/jobs", &json!({"type": "optimize", "library": "big"})),
+        503,
+        "unavailable",
+    );
+    assert_error(
+        &replica.http.delete(&format!("/v1/jobs/{running}")),
+        503,
+        "unavailable",
+    );
+    assert_eq!(job(&writer.http, &running)["status"], "running");
+    assert_eq!(
+        writer.http.delete(&format!("/v1/jobs/{running}")).1["status"],
+        "cancelled"
+    );
+}

@@ -66,7 +66,9 @@ function runOp(arrwdb, state, op) {
     case "restart":
       return attempt(() => {
         // Every library leaves as snapshot bytes and enters a fresh database.
-        const snapshots = db.listLibraries().libraries.map((l) => db.exportSnapshot(l.name));
+        const listed = db.listLibraries();
+        const libraries = Array.isArray(listed) ? listed : listed.libraries;
+        const snapshots = libraries.map((l) => db.exportSnapshot(l.name));
         const fresh = new arrwdb.Database();
         for (const bytes of snapshots) fresh.importSnapshot(bytes);
         db.free();

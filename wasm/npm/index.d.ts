@@ -93,8 +93,9 @@ export interface ChunkInput {
   id?: string;
   /** At most 64 KiB of UTF-8; searched by keyword and hybrid search. */
   text?: string;
-  /** Exactly `dimension` finite numbers. */
-  embedding: Vector;
+  /** Exactly `dimension` finite numbers. May be left out under `withEmbedder` when
+   * `text` is given. */
+  embedding?: Vector;
   metadata?: Json;
 }
 
@@ -457,6 +458,44 @@ export class WorkerDatabase {
   /** Stops the worker; pending calls reject with `unavailable`. */
   terminate(): void;
 }
+
+/** What an embedding function is asked to embed for. */
+export type EmbedPurpose = "document" | "query";
+
+/** Turns texts into vectors (transformers.js, an API call, ...): one per text. */
+export type EmbedFunction = (
+  texts: string[],
+  purpose: EmbedPurpose,
+) => Promise<ArrayLike<number>[]> | ArrayLike<number>[];
+
+/** Options of {@link withEmbedder}. */
+export interface EmbedderOptions {
+  /** Most texts per call of the embedding function (default 32). */
+  batchSize?: number;
+}
+
+/** `db` with `upsert` and `search` made async and able to embed text. */
+export type WithEmbedder<D> = Omit<D, "upsert" | "search"> & {
+  /** Chunks with `text` and no `embedding` are embedded first (nothing is written if
+   * that fails). */
+  upsert(library: string, document: DocumentInput): Promise<UpsertResult>;
+  /** `text` without `vector` is embedded: hybrid without a `mode`, vector-only with
+   * `mode: "vector"`, plain keyword with `mode: "keyword"`. */
+  search(library: string, request: SearchRequest): Promise<SearchResponse>;
+};
+
+/**
+ * Plugs an embedding function into any database so documents and searches may carry
+ * text without vectors. Embedding failures reject with `unavailable`, vectors of the
+ * wrong dimension with `invalid`.
+ */
+export function withEmbedder<
+  D extends { getLibrary(library: string): LibraryInfo | Promise<LibraryInfo>; search: unknown },
+>(
+  db: D,
+  embed: EmbedFunction,
+  options?: EmbedderOptions,
+): WithEmbedder<D>;
 
 /** Browsers: fetches and compiles the .wasm (`input`: its URL, a Response, bytes or a
  * module). Node and bundlers: nothing to do. `Database.open`/`follow` call it for you. */

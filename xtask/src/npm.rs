@@ -23,12 +23,13 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// wasm-bindgen targets, each written to `wasm/pkg/<target>/`.
 const BINDGEN_TARGETS: [&str; 3] = ["web", "bundler", "nodejs"];
 /// Files copied from `wasm/npm/` to `wasm/pkg/`, after wasm-bindgen has run.
-const TEMPLATES: [&str; 15] = [
+const TEMPLATES: [&str; 16] = [
     "package.json",
     "README.md",
     "index.d.ts",
     "lib/bindings.js",
     "lib/database.js",
+    "lib/embed.js",
     "lib/errors.js",
     "lib/follow.js",
     "lib/index.js",
@@ -185,6 +186,7 @@ pub fn node_test_files(root: &Path) -> Vec<PathBuf> {
         root.join("wasm").join("tests").join("api.test.mjs"),
         root.join("wasm").join("tests").join("persistent.test.mjs"),
         root.join("wasm").join("tests").join("types.test.mjs"),
+        root.join("wasm").join("tests").join("embed.test.mjs"),
         root.join("www").join("tests").join("page.test.mjs"),
         root.join("www").join("tests").join("browser.test.mjs"),
         root.join("www").join("tests").join("local.test.mjs"),

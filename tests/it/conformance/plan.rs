@@ -87,12 +87,14 @@ impl Op {
     }
 }
 
+#[derive(Debug)]
 pub(crate) struct Scenario {
     pub(crate) name: String,
     pub(crate) ops: Vec<Op>,
 }
 
 /// Every scenario, expanded.
+#[derive(Debug)]
 pub(crate) struct Plan {
     pub(crate) scenarios: Vec<Scenario>,
 }
@@ -114,6 +116,7 @@ const OPS: [&str; 13] = [
 ];
 
 /// The dataset rows the scenarios use, read once.
+#[derive(Debug)]
 struct Data {
     docs: Vec<Value>,
     /// (vector, text) of each query.

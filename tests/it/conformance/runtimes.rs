@@ -48,8 +48,10 @@ fn parse<T: DeserializeOwned>(body: Option<&Value>) -> Result<T, Error> {
         .map_err(|e| Error::Invalid(format!("invalid request: {e}")))
 }
 
+/// A response as the transports send it: through JSON text (`to_value` would widen an
+/// f32 such as `k1: 1.2` to 1.2000000476837158, where the text says 1.2).
 fn value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).expect("serialize")
+    serde_json::from_slice(&api::to_json(v)).expect("JSON")
 }
 
 fn execute(engine: &mut Engine, command: EngineCommand) -> Result<Outcome, Error> {

@@ -12,4 +12,5 @@ Database.follow = (baseUrl, options) => Replica.follow(baseUrl, options);
 
 export { Database, PersistentDatabase, Replica };
 export { WorkerDatabase } from "./worker-client.js";
+export { withEmbedder } from "./embed.js";
 export { ArrwdbError, ERROR_KINDS, toArrwdbError } from "./errors.js";
