@@ -102,23 +102,6 @@ pub async fn get_tenant(
     Ok(json(StatusCode::OK, &state.auth.tenant(&name).await?))
 }
 
-/// Routes of the admin API that `http::router` does not register yet (merged in
-/// `main.rs`, behind the same key middleware and body limit).
-pub fn routes(state: AppState) -> axum::Router {
-    let limit = state.max_body_bytes;
-    axum::Router::new()
-        .route(
-            "/v1/admin/tenants/{tenant}",
-            axum::routing::patch(update_tenant),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.auth.clone(),
-            crate::auth::require_key,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .with_state(state)
-}
-
 /// `PATCH /v1/admin/tenants/{t}` `{"rates": {"search_per_sec", "write_per_sec"}}`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -753,7 +753,7 @@ async fn open_direct(target: &TargetArgs, spec: &str) -> anyhow::Result<Direct> 
         events: defaults.events,
         max_body_bytes: 64 << 20,
     };
-    let router = crate::http::router(state.clone()).merge(crate::admin::routes(state));
+    let router = crate::http::router(state);
     Ok(Direct { router, auth })
 }
 
@@ -1342,7 +1342,7 @@ async fn import(client: &Client, args: &ImportArgs) -> anyhow::Result<i32> {
         .await?;
     let bar = progress(
         length,
-        "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
     );
     let input: Box<dyn std::io::BufRead + Send> =
         Box::new(std::io::BufReader::new(bar.wrap_read(input)));
@@ -2081,11 +2081,21 @@ async fn bench_in(
         .map(|_| rng.below(vectors.len()))
         .collect();
     let search_path = format!("/v1/libraries/{library}/search");
-    for _ in 0..args.warmup.min(MAX_BENCH_QUERIES) {
-        let body =
-            json!({ "vector": vectors.get(rng.below(vectors.len())), "k": args.k, "include": [] });
-        client.call("POST", &search_path, Some(&body)).await?;
-    }
+    // Warm-up at the same concurrency, so read instances start before measuring.
+    let warmup: Vec<usize> = (0..args.warmup.min(MAX_BENCH_QUERIES))
+        .map(|_| rng.below(vectors.len()))
+        .collect();
+    futures::stream::iter(warmup)
+        .map(|q| {
+            let body = json!({ "vector": vectors.get(q), "k": args.k, "include": [] });
+            let search_path = &search_path;
+            async move { client.call("POST", search_path, Some(&body)).await }
+        })
+        .buffer_unordered(args.concurrency.clamp(1, 256))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
     let mut latencies: Vec<f64> = futures::stream::iter(queries)
         .map(|q| {

@@ -604,12 +604,12 @@ mod tests {
 
     #[test]
     fn provider_specs_parse_and_refuse_garbage() {
-        let (name, kind, url) = parse_provider("local=openai:http://127.0.0.1:8080/v1/").unwrap();
+        let (name, kind, url) = parse_provider("local=openai:http://127.0.0.1:8080/v1/").expect("parses");
         assert_eq!(
             (name.as_str(), kind, url.as_str()),
             ("local", Kind::OpenAi, "http://127.0.0.1:8080/v1")
         );
-        let (_, kind, _) = parse_provider("co=cohere:https://api.cohere.com/v2").unwrap();
+        let (_, kind, _) = parse_provider("co=cohere:https://api.cohere.com/v2").expect("parses");
         assert_eq!(kind, Kind::Cohere);
         for bad in [
             "nokind",
@@ -628,14 +628,14 @@ mod tests {
             Kind::OpenAi,
             br#"{"data":[{"index":1,"embedding":[2.0]},{"index":0,"embedding":[1.0]}]}"#,
         )
-        .unwrap();
+        .expect("parses");
         assert_eq!(v, vec![vec![1.0], vec![2.0]]);
         assert!(
             parse_vectors(Kind::OpenAi, br#"{"data":[{"index":3,"embedding":[2.0]}]}"#).is_err()
         );
-        let v = parse_vectors(Kind::Cohere, br#"{"embeddings":{"float":[[1.0,2.0]]}}"#).unwrap();
+        let v = parse_vectors(Kind::Cohere, br#"{"embeddings":{"float":[[1.0,2.0]]}}"#).expect("parses");
         assert_eq!(v, vec![vec![1.0, 2.0]]);
-        let v = parse_vectors(Kind::Cohere, br#"{"embeddings":[[3.0]]}"#).unwrap();
+        let v = parse_vectors(Kind::Cohere, br#"{"embeddings":[[3.0]]}"#).expect("parses");
         assert_eq!(v, vec![vec![3.0]]);
         for garbage in [
             &b""[..],

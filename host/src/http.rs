@@ -4,7 +4,7 @@
 //! gives; every failure, including unknown routes, wrong methods and oversized bodies,
 //! is the shared JSON error shape. Searches and listings also feed the search latency
 //! metric and the slow-query log ([`crate::telemetry::slow_query`]); every route is
-//! described in `/openapi.json` ([`openapi`]).
+//! described in `/openapi.json` ([`crate::openapi`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +20,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 
-// The OpenAPI document lives beside the router it describes (declared here until
-// main.rs declares it).
-#[path = "openapi.rs"]
-pub mod openapi;
 
 use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
@@ -54,7 +50,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(crate::metrics::scrape))
-        .route("/openapi.json", get(openapi::serve))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/console", get(console_page))
+        .route("/console.js", get(console_script))
         .route("/v1/libraries", get(list_libraries).post(create_library))
         .route(
             "/v1/libraries/{lib}",
@@ -89,7 +87,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/tenants",
             get(crate::admin::list_tenants).post(crate::admin::create_tenant),
         )
-        .route("/v1/admin/tenants/{tenant}", get(crate::admin::get_tenant))
+        .route(
+            "/v1/admin/tenants/{tenant}",
+            get(crate::admin::get_tenant).patch(crate::admin::update_tenant),
+        )
         .route(
             "/v1/admin/tenants/{tenant}/deactivate",
             post(crate::admin::deactivate_tenant),
@@ -191,6 +192,39 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "invalid",
         format!("method {method} is not allowed on {}", uri.path()),
     )
+}
+
+/// The web console for a running host (www/console.html), compiled into the binary so
+/// the server needs no files beside it. Its API calls go to this same origin with the
+/// key the user signs in with (kept in sessionStorage, sent only as a header).
+const CONSOLE_HTML: &str = include_str!("../../www/console.html");
+const CONSOLE_JS: &str = include_str!("../../www/console.js");
+/// The console loads nothing but its own script and talks only to this origin.
+const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn console_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /console`: the web console (no key needed to load it; every API call it makes
+/// needs one).
+async fn console_page() -> Response {
+    console_asset("text/html; charset=utf-8", CONSOLE_HTML)
+}
+
+/// `GET /console.js`: the console's script.
+async fn console_script() -> Response {
+    console_asset("text/javascript; charset=utf-8", CONSOLE_JS)
 }
 
 async fn health() -> Response {

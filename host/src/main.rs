@@ -25,6 +25,7 @@ mod http;
 mod jobs;
 mod log;
 mod metrics;
+mod openapi;
 mod ratelimit;
 mod storage;
 mod stream;
@@ -187,6 +188,8 @@ struct ServeArgs {
     jobs: jobs::JobsArgs,
     #[command(flatten)]
     events: events::EventsArgs,
+    #[command(flatten)]
+    telemetry: telemetry::TelemetryArgs,
 }
 
 /// `hostname:pid:uuid`: who holds a writer epoch.
@@ -273,7 +276,10 @@ fn main() -> anyhow::Result<()> {
         Commands::Client(command) => std::process::exit(crate::cli::run(command)),
         other => other,
     };
-    telemetry::init();
+    match &command {
+        Commands::Serve(args) => telemetry::init_with(&args.telemetry),
+        _ => telemetry::init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -461,7 +467,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     let (failure_tx, failure_rx) = tokio::sync::oneshot::channel();
     // PATCH /v1/admin/tenants/{t} lives in admin.rs until http::router registers it.
-    let app = http::router(state.clone()).merge(admin::routes(state));
+    let app = http::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let reason = stop_rx.await.ok().flatten();

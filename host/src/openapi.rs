@@ -911,6 +911,20 @@ fn operations() -> Vec<Op> {
             ..o(GET, "/openapi.json", "openapi")
         },
         Op {
+            tag: "operations",
+            summary: "The web console (HTML; sign in with an API key)",
+            access: Public,
+            ok: (200, Body::Text("the console page (text/html)")),
+            ..o(GET, "/console", "console_page")
+        },
+        Op {
+            tag: "operations",
+            summary: "The web console's script",
+            access: Public,
+            ok: (200, Body::Text("the console script (text/javascript)")),
+            ..o(GET, "/console.js", "console_script")
+        },
+        Op {
             tag: LIB,
             summary: "List libraries",
             ok: (200, Body::Json("LibraryList")),

@@ -9,6 +9,8 @@
 //! (BM25 with stemming, folding and stop words, filtered) and hybrid search (linear
 //! z-score fusion, then recency, position and MMR rerankers at a fixed `now`). Then a
 //! snapshot exported by the host must load in Node and answer identically.
+//! The broader conformance suite (every operation, index, filter operator, Chromium and
+//! the read replica) is conformance.rs; see docs/conformance.md.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1136,3 +1136,57 @@ fn host_writer_reads_see_segments_another_writer_appended() {
     }
     assert_eq!(a.http.get("/v1/libraries/shared").1["documents"], 2);
 }
+
+#[test]
+fn the_console_is_served_with_a_strict_content_security_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Auth on: the console itself loads without a key; its API calls need one.
+    let server = Server::start(
+        dir.path().to_str().expect("utf-8"),
+        &[("ARRWDB_NO_AUTH".into(), "false".into())],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let base = server.http.base.clone();
+    for (path, content_type, needle) in [
+        ("/console", "text/html", "console.js"),
+        ("/console.js", "text/javascript", "Authorization"),
+    ] {
+        let mut reply = agent
+            .get(format!("{base}{path}"))
+            .call()
+            .expect("GET the console");
+        assert_eq!(reply.status().as_u16(), 200, "{path}");
+        let header = |name: &str| {
+            reply
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(header("content-type").starts_with(content_type), "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        let body = reply.body_mut().read_to_string().expect("body");
+        assert!(body.contains(needle), "{path} does not mention {needle}");
+    }
+    // The page is the one in www/, so the e2e tests of www/ test what the host serves.
+    let page = std::fs::read_to_string(crate::support::workspace_root().join("www/console.html"))
+        .expect("www/console.html");
+    let served = agent
+        .get(format!("{base}/console"))
+        .call()
+        .expect("GET")
+        .body_mut()
+        .read_to_string()
+        .expect("body");
+    assert_eq!(served, page);
+    assert_error(&server.http.without_key().get("/v1/libraries"), 401, "unauthorized");
+}
