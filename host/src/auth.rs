@@ -699,7 +699,33 @@ impl Auth {
     }
 }
 
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+fn rate_limited(secs: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("this API key is over its rate limit; retry in {secs} s"),
+    )
+}
+
 impl Auth {
+    /// Spends one request of `caller`'s search (`Read`) or write budget, for requests
+    /// that arrive inside an already admitted connection (WebSocket messages).
+    ///
+    /// # Errors
+    /// 429 `rate_limited` saying when to retry.
+    pub async fn spend_request(&self, caller: &Caller, needed: Scope) -> Result<(), ApiError> {
+        if !self.enabled || needed == Scope::Admin {
+            return Ok(());
+        }
+        self.spend(caller, needed)
+            .await
+            .map_err(|wait| rate_limited(retry_secs(wait)))
+    }
+
     /// Spends one request of the caller's search or write budget.
     async fn spend(&self, caller: &Caller, needed: Scope) -> Result<(), std::time::Duration> {
         let Some(key) = &caller.key_id else {
@@ -801,13 +827,8 @@ pub async fn require_key(
     match caller(&auth, key, needed).await {
         Ok(caller) if needed != Scope::Admin && auth.enabled => {
             if let Err(wait) = auth.spend(&caller, needed).await {
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                let mut response = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("this API key is over its rate limit; retry in {secs} s"),
-                )
-                .into_response();
+                let secs = retry_secs(wait);
+                let mut response = rate_limited(secs).into_response();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, secs.into());

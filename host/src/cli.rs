@@ -2185,10 +2185,10 @@ mod tests {
             json!({"id":"a","metadata":{"year":2020,"lang":"en"},
                    "chunks":[{"text":"hello","embedding":[1,2]}]})
         );
-        assert_eq!(lines[2], "", "the multi-line record pads its first line");
-        let b: Value = serde_json::from_str(&lines[3]).unwrap_or_default();
+        let b: Value = serde_json::from_str(&lines[2]).unwrap_or_default();
         assert_eq!(b["chunks"][0]["embedding"], json!([1.0, 2.0]));
         assert_eq!(b["metadata"]["year"], json!(3.5));
+        assert_eq!(lines[3], "", "the line after a two-line record is padded");
         assert_eq!(lines[4], "", "a bad vector is a blank line");
         assert_eq!(lines[5], "", "a short row is a blank line");
         assert_eq!(outcome.records, 4);

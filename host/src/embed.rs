@@ -604,7 +604,8 @@ mod tests {
 
     #[test]
     fn provider_specs_parse_and_refuse_garbage() {
-        let (name, kind, url) = parse_provider("local=openai:http://127.0.0.1:8080/v1/").expect("parses");
+        let (name, kind, url) =
+            parse_provider("local=openai:http://127.0.0.1:8080/v1/").expect("parses");
         assert_eq!(
             (name.as_str(), kind, url.as_str()),
             ("local", Kind::OpenAi, "http://127.0.0.1:8080/v1")
@@ -633,7 +634,8 @@ mod tests {
         assert!(
             parse_vectors(Kind::OpenAi, br#"{"data":[{"index":3,"embedding":[2.0]}]}"#).is_err()
         );
-        let v = parse_vectors(Kind::Cohere, br#"{"embeddings":{"float":[[1.0,2.0]]}}"#).expect("parses");
+        let v = parse_vectors(Kind::Cohere, br#"{"embeddings":{"float":[[1.0,2.0]]}}"#)
+            .expect("parses");
         assert_eq!(v, vec![vec![1.0, 2.0]]);
         let v = parse_vectors(Kind::Cohere, br#"{"embeddings":[[3.0]]}"#).expect("parses");
         assert_eq!(v, vec![vec![3.0]]);

@@ -20,7 +20,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::Serialize;
 
-
 use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
 use crate::metrics::RequestId;

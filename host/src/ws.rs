@@ -118,6 +118,7 @@ async fn session(socket: WebSocket, state: AppState, caller: Caller) {
     let mut shutdown = bus().shutdown_signal();
     let mut session = Session {
         caller,
+        auth: state.auth.clone(),
         out: out.clone(),
         subscriptions: BTreeMap::new(),
         starting: None,
@@ -303,6 +304,9 @@ fn new_document(library: &str, document: &Value) -> Result<Command, ApiError> {
 
 struct Session {
     caller: Caller,
+    /// For the per-key rate limits, which every request message spends like an HTTP
+    /// request (the upgrade itself spent one read).
+    auth: std::sync::Arc<crate::auth::Auth>,
     out: Outbox,
     subscriptions: BTreeMap<String, JoinHandle<()>>,
     /// A subscription made by the current request, started after its answer.
@@ -352,9 +356,10 @@ impl Session {
         }
     }
 
-    fn require(&self, scope: Scope) -> Result<(), ApiError> {
+    /// Checks the key's scope, then spends one request of its rate budget.
+    async fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.caller.scopes.contains(&scope) {
-            return Ok(());
+            return self.auth.spend_request(&self.caller, scope).await;
         }
         let name = if scope == Scope::Write {
             "write"
@@ -371,7 +376,7 @@ impl Session {
     async fn run(&mut self, action: &str, raw: Value) -> Result<Value, ApiError> {
         match action {
             "search" => {
-                self.require(Scope::Read)?;
+                self.require(Scope::Read).await?;
                 let d: SearchData = data(action, raw)?;
                 let started = Instant::now();
                 let request: api::SearchRequest = request(&d.request)?;
@@ -390,7 +395,7 @@ impl Session {
                 result
             }
             "get" => {
-                self.require(Scope::Read)?;
+                self.require(Scope::Read).await?;
                 let d: GetData = data(action, raw)?;
                 let query = match d.id {
                     Some(document) => Query::GetDocument {
@@ -406,7 +411,7 @@ impl Session {
                 }
             }
             "upsert" => {
-                self.require(Scope::Write)?;
+                self.require(Scope::Write).await?;
                 let d: UpsertData = data(action, raw)?;
                 match (d.document, d.documents) {
                     (Some(document), None) => {
@@ -423,7 +428,7 @@ impl Session {
                 }
             }
             "delete" => {
-                self.require(Scope::Write)?;
+                self.require(Scope::Write).await?;
                 let d: DeleteData = data(action, raw)?;
                 let command = match (d.id, d.ids, d.filter) {
                     (Some(document), None, None) => Command::DeleteDocument {
@@ -466,7 +471,7 @@ impl Session {
                 }
             }
             "subscribe" => {
-                self.require(Scope::Read)?;
+                self.require(Scope::Read).await?;
                 let d: SubscribeData = data(action, raw)?;
                 if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
                     return Err(ApiError::invalid(format!(

@@ -600,7 +600,7 @@ fn a_thousand_subscribers_come_and_go_without_leaking() {
         let sse = Sse::open(&http.base, "/v1/events?library=churn", None, &[]);
         assert_eq!(sse.status, 200);
         assert_eq!(sse.frame(T).expect("opening").raw, ": ok");
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             upsert(http, "churn", &format!("c{i}"));
             assert_eq!(
                 sse.events(1, T)[0].event.as_deref(),
@@ -623,6 +623,9 @@ fn a_thousand_subscribers_come_and_go_without_leaking() {
     }
     wait_for_metric(http, "arrwdb_events_subscribers", 0.0);
     let (rss_after, fds_after) = proc_stat(pid);
+    eprintln!(
+        "1000 SSE cycles: RSS {rss_before} -> {rss_after} kB, open files {fds_before} -> {fds_after}"
+    );
     assert!(
         fds_after <= fds_before + 4,
         "open files grew from {fds_before} to {fds_after}"
@@ -857,7 +860,6 @@ fn websocket_answers_every_action_and_streams_subscriptions() {
     assert_eq!(ok(&del)["ids"], json!(["d4"]));
 
     // Every change arrived as an event of subscription s1, in commit order.
-    drop(call);
     while events.len() < 7 {
         events.push(ws_read(&mut ws));
     }
@@ -1216,4 +1218,41 @@ fn events_equal_the_committed_wal() {
         assert_eq!(r.raw, o.raw);
     }
     assert_error(&http.get("/v1/libraries/wc"), 404, "not_found");
+}
+
+#[test]
+fn websocket_requests_spend_the_key_s_rate_budget() {
+    // 5 searches and 5 writes per second per key (burst 5); the upgrade spends a read.
+    let (server, keys) = tenants_server(&[("ARRWDB_SEARCH_RATE", "5"), ("ARRWDB_WRITE_RATE", "5")]);
+    let mut ws = ws_connect(&server.http.base, Some(&keys["a"])).expect("connect");
+    let mut kinds = Vec::new();
+    for i in 0..12 {
+        let reply = ws_call(
+            &mut ws,
+            i,
+            "upsert",
+            json!({"library": "limited", "document": doc(&format!("d{i}"), 0)}),
+        );
+        kinds.push(if reply.0["ok"] == true {
+            "ok".to_string()
+        } else {
+            err_kind(&reply)
+        });
+    }
+    assert!(
+        kinds.iter().any(|k| k == "rate_limited"),
+        "12 writes at once stay under a budget of 5: {kinds:?}"
+    );
+    assert!(
+        kinds.iter().take(4).all(|k| k != "rate_limited"),
+        "{kinds:?}"
+    );
+    // Reads have their own budget: a search is admitted after the writes ran out.
+    let reply = ws_call(
+        &mut ws,
+        100,
+        "get",
+        json!({"library": "limited", "id": "d0"}),
+    );
+    assert_ne!(err_kind(&reply), "rate_limited", "{:?}", reply.0);
 }

@@ -1188,5 +1188,9 @@ fn the_console_is_served_with_a_strict_content_security_policy() {
         .read_to_string()
         .expect("body");
     assert_eq!(served, page);
-    assert_error(&server.http.without_key().get("/v1/libraries"), 401, "unauthorized");
+    assert_error(
+        &server.http.without_key().get("/v1/libraries"),
+        401,
+        "unauthorized",
+    );
 }
