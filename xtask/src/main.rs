@@ -257,7 +257,14 @@ fn install_fuzz_tools() -> Result {
 }
 
 /// The fuzz targets of core/fuzz (see its README).
-const FUZZ_TARGETS: [&str; 4] = ["snapshot", "wal_segment", "filter", "json_request"];
+const FUZZ_TARGETS: [&str; 6] = [
+    "snapshot",
+    "wal_segment",
+    "filter",
+    "json_request",
+    "manifest",
+    "wit_payload",
+];
 /// Executions per target in the test command: bounded and, with a fixed seed, repeatable.
 const FUZZ_RUNS: &str = "-runs=40000";
 

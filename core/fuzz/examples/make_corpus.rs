@@ -4,10 +4,14 @@
 use std::fs;
 use std::path::Path;
 
-use arrwdb_core::api::{CreateLibraryRequest, SearchRequest, UpsertDocumentRequest, from_json};
-use arrwdb_core::codec::{decode_wal_segment, encode_wal_segment};
+use arrwdb_core::api::{
+    CreateLibraryRequest, DeleteDocumentsRequest, ListDocumentsRequest, SearchRequest,
+    UpsertDocumentRequest, from_json,
+};
+use arrwdb_core::codec::{self, decode_wal_segment, encode_wal_segment};
 use arrwdb_core::filter::Filter;
-use arrwdb_core::{Command, Engine, WalRecord};
+use arrwdb_core::storage::Manifest;
+use arrwdb_core::{Command, Engine, Query, WalRecord};
 use arrwdb_core_fuzz::{DIM, DOCS, configs, document, small_engine};
 
 /// Refuses to write a seed its decoder rejects: an invalid seed only teaches the
@@ -19,11 +23,19 @@ fn check(target: &str, name: &str, bytes: &[u8]) {
         "filter" => serde_json::from_slice(bytes)
             .ok()
             .is_some_and(|v| Filter::parse(&v).is_ok()),
+        "manifest" => Manifest::from_json(bytes).is_ok(),
+        "wit_payload" => {
+            codec::from_bytes::<Command>("command", bytes).is_ok()
+                || codec::from_bytes::<WalRecord>("record", bytes).is_ok()
+                || codec::from_bytes::<Query>("query", bytes).is_ok()
+        }
         _ => {
             from_json::<CreateLibraryRequest>(bytes).is_ok()
                 || from_json::<UpsertDocumentRequest>(bytes).is_ok()
                 || from_json::<arrwdb_core::api::BatchUpsertRequest>(bytes).is_ok()
                 || from_json::<SearchRequest>(bytes).is_ok()
+                || from_json::<ListDocumentsRequest>(bytes).is_ok()
+                || from_json::<DeleteDocumentsRequest>(bytes).is_ok()
         }
     };
     assert!(ok, "seed {target}/{name} does not decode");
@@ -171,7 +183,75 @@ fn main() {
             "search-selective",
             r#"{"vector":[0,0,0,1],"k":1,"filter":{"document.year":2005},"mode":"vector"}"#,
         ),
+        ("list", r#"{"limit":2,"filter":{"year":{"$gte":2010}}}"#),
+        ("list-cursor", r#"{"cursor":"doc1","limit":1}"#),
+        ("delete-ids", r#"{"ids":["doc1","missing"]}"#),
+        ("delete-filter", r#"{"filter":{"tags":"t1"}}"#),
     ] {
         write("json_request", name, request.as_bytes());
+    }
+
+    for (name, manifest) in [
+        (
+            "fresh",
+            r#"{"version":1,"library":"flat","epoch":1,"writer":"h:1:abc","snapshot":null,"wal_start":1,"next_seq":1,"created_at_ms":1764460800000}"#,
+        ),
+        (
+            "snapshot",
+            r#"{"version":1,"library":"hnsw","epoch":3,"writer":"h:2:def","snapshot":41,"wal_start":42,"next_seq":57,"created_at_ms":1764460800000,"advisory":true}"#,
+        ),
+    ] {
+        write("manifest", name, manifest.as_bytes());
+    }
+
+    // Component payloads: postcard commands, records and queries, as the host sends.
+    let engine = small_engine();
+    let flat = configs().remove(0).name;
+    let mut created = configs().remove(1);
+    created.name = "created".into();
+    let commands = [
+        Command::CreateLibrary(created),
+        Command::UpsertDocument {
+            library: flat.clone(),
+            document: document(7, DIM as usize),
+        },
+        Command::DeleteDocument {
+            library: flat.clone(),
+            document: "doc1".into(),
+        },
+    ];
+    for (i, command) in commands.into_iter().enumerate() {
+        let record = engine.prepare(command.clone()).expect("prepare");
+        write(
+            "wit_payload",
+            &format!("command-{i}"),
+            &codec::to_bytes(&command).expect("encode"),
+        );
+        write(
+            "wit_payload",
+            &format!("record-{i}"),
+            &codec::to_bytes(&record).expect("encode"),
+        );
+    }
+    let search: SearchRequest =
+        from_json(br#"{"vector":[1,0,0,0],"k":3,"filter":{"year":{"$gte":2010}}}"#)
+            .expect("search");
+    for (i, query) in [
+        Query::Search {
+            library: flat.clone(),
+            request: search,
+        },
+        Query::GetLibrary {
+            library: flat.clone(),
+        },
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(
+            "wit_payload",
+            &format!("query-{i}"),
+            &codec::to_bytes(query).expect("encode"),
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! `api::from_json` for every request body the engine accepts, then the engine paths
 //! they feed: `into_config` + create (+ use the new library), `into_document` +
-//! prepare + apply, and search, against a small library of every index kind.
+//! prepare + apply, search, document listing and bulk delete, against a small library
+//! of every index kind.
 #![no_main]
 
 use arrwdb_core::api::{
-    BatchUpsertRequest, CreateLibraryRequest, SearchRequest, UpsertDocumentRequest, from_json,
+    BatchUpsertRequest, CreateLibraryRequest, DeleteDocumentsRequest, ListDocumentsRequest,
+    SearchRequest, UpsertDocumentRequest, from_json,
 };
 use arrwdb_core::{Command, Engine, Query};
 use arrwdb_core_fuzz::{configs, exercise, run, small_engine};
@@ -52,6 +54,27 @@ fuzz_target!(|data: &[u8]| {
             for document in request.documents.iter().cloned() {
                 upsert(&mut engine, &library, document);
             }
+            exercise(&mut engine, &library);
+        }
+    }
+    if let Ok(request) = from_json::<ListDocumentsRequest>(data) {
+        for library in libraries() {
+            let _ = base().query(&Query::ListDocuments {
+                library,
+                request: request.clone(),
+            });
+        }
+    }
+    if let Ok(request) = from_json::<DeleteDocumentsRequest>(data) {
+        for library in libraries() {
+            let mut engine = base().clone();
+            run(
+                &mut engine,
+                Command::DeleteDocuments {
+                    library: library.clone(),
+                    request: request.clone(),
+                },
+            );
             exercise(&mut engine, &library);
         }
     }
