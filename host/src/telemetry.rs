@@ -108,6 +108,7 @@ pub fn init_with(args: &TelemetryArgs) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter);
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),

@@ -177,6 +177,9 @@ pub struct Tenant {
     ready: AtomicBool,
     warnings: StdMutex<Vec<String>>,
     queue: mpsc::UnboundedSender<PendingBox>,
+    /// Garbage collections in flight, awaited by [`Tenant::snapshot_all`] so a shutdown
+    /// does not cut them off mid-way.
+    background: StdMutex<tokio::task::JoinSet<()>>,
     /// The read instances (`None` with `--read-instances 1`).
     readers: Option<Readers>,
 }
@@ -237,6 +240,7 @@ impl Tenant {
             ready: AtomicBool::new(false),
             warnings: StdMutex::new(Vec::new()),
             queue,
+            background: StdMutex::new(tokio::task::JoinSet::new()),
         });
         tokio::spawn(tenant.clone().committer(rx));
         crate::metrics::register_tenant(&tenant);
@@ -1150,7 +1154,12 @@ impl Tenant {
             library.to_string(),
             self.config.gc_grace,
         );
-        tokio::spawn(async move {
+        let Ok(mut background) = self.background.lock() else {
+            return;
+        };
+        // Reap the finished ones, so the set only holds what is running.
+        while background.try_join_next().is_some() {}
+        background.spawn(async move {
             if let Err(e) = collect_garbage(
                 &storage,
                 &tenant,
@@ -1186,6 +1195,14 @@ impl Tenant {
                 tracing::error!(%library, error = %e.message(), "shutdown snapshot failed");
             }
         }
+        drop(state);
+        // The collections these snapshots started (and any still running) finish
+        // before the process exits, instead of failing half-way when the runtime stops.
+        let mut running = match self.background.lock() {
+            Ok(mut set) => std::mem::take(&mut *set),
+            Err(_) => return,
+        };
+        while running.join_next().await.is_some() {}
     }
 
     /// Writer background task: snapshots a library once its WAL tail passes the

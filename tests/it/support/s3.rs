@@ -30,9 +30,26 @@ pub struct Seaweed {
     pub command_line: String,
 }
 
+/// Attempts at starting: the ports are picked free, but another process may take one
+/// between the pick and weed's bind (every test starts servers in parallel).
+const START_ATTEMPTS: usize = 3;
+
 impl Seaweed {
     /// Starts `weed mini` and waits until its S3 port answers and the bucket exists.
+    /// A start that lost a port to another process is retried on new ports.
     pub fn start() -> Self {
+        let mut failure = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start() {
+                Ok(seaweed) => return seaweed,
+                Err(log) if log.contains("address already in use") => failure = log,
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("weed mini lost a port {START_ATTEMPTS} times in a row:\n{failure}");
+    }
+
+    fn try_start() -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("temp dir for SeaweedFS");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("create SeaweedFS data dir");
@@ -108,7 +125,7 @@ impl Seaweed {
                 break;
             }
             if let Ok(Some(status)) = guard.child.try_wait() {
-                panic!("weed mini exited with {status}:\n{}", tail(&log));
+                return Err(format!("weed mini exited with {status}:\n{}", tail(&log)));
             }
             assert!(
                 Instant::now() < deadline,
@@ -117,12 +134,12 @@ impl Seaweed {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Seaweed {
+        Ok(Seaweed {
             guard,
             dir,
             endpoint: format!("http://127.0.0.1:{s3}"),
             command_line,
-        }
+        })
     }
 
     /// `s3://bucket/{prefix}`, the host's `--storage`.
