@@ -1081,6 +1081,7 @@ impl LibraryState {
             )));
         }
         self.index.check(n)?;
+        self.index.check_live(&self.live, n)?;
         self.text.check(n)?;
         if self.text.docs() != self.live_chunks {
             return Err(corrupt(String::from(

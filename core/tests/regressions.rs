@@ -70,3 +70,16 @@ fn a_document_listing_a_slot_twice_is_refused() {
         .expect_err("a slot owned twice is corrupt");
     assert!(error.to_string().contains("owns slot"), "{error}");
 }
+
+/// A crafted LSH snapshot whose tables held the same number of slots but not the same
+/// slots (and not only live ones): every write then moved the tables further apart,
+/// until the engine wrote a snapshot it could not restore ("lsh table holds 23 slots,
+/// counts 22"). `restore` must refuse it, naming the table.
+#[test]
+fn lsh_tables_holding_different_slots_are_refused() {
+    let bytes = include_bytes!("../fuzz/regressions/snapshot/lsh-tables-hold-different-slots");
+    let error = Engine::new()
+        .restore(bytes)
+        .expect_err("lsh tables that disagree with the live slots are corrupt");
+    assert!(error.to_string().contains("lsh"), "{error}");
+}

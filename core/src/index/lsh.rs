@@ -261,6 +261,46 @@ impl IndexRead for LshIndex {
     }
 }
 
+impl LshIndex {
+    /// Checks, against the library's live slots, what [`IndexRead::check`] cannot:
+    /// every table holds exactly the live slots, each once, in sorted buckets.
+    /// Insert and remove keep every table in step on that assumption; a crafted
+    /// snapshot whose tables disagree (the same counts, different slots, or a slot
+    /// twice) would otherwise drift further with each write.
+    pub fn check_live(&self, live: &super::bitset::Bitset, slots: usize) -> Result<()> {
+        let corrupt = |reason| {
+            Err(Error::Corrupt {
+                what: "snapshot",
+                reason,
+            })
+        };
+        if self.len as usize != live.count() {
+            return corrupt(format!(
+                "lsh counts {} slots, {} are live",
+                self.len,
+                live.count()
+            ));
+        }
+        for (t, table) in self.tables.iter().enumerate() {
+            let mut seen = super::bitset::Bitset::with_capacity(slots);
+            for bucket in table.values() {
+                if bucket.windows(2).any(|w| w[0] >= w[1]) {
+                    return corrupt(format!("lsh table {t} has an unsorted bucket"));
+                }
+                for &slot in bucket {
+                    if !live.contains(slot) || seen.contains(slot) {
+                        return corrupt(format!(
+                            "lsh table {t} holds slot {slot} that is not live or is held twice"
+                        ));
+                    }
+                    seen.insert(slot);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl IndexWrite for LshIndex {
     fn insert(&mut self, store: &VectorStore, slot: u32) {
         if !self.fits(store) || slot as usize >= store.len() {

@@ -282,6 +282,17 @@ impl AnyIndex {
     }
 }
 
+impl AnyIndex {
+    /// Index checks that need the library's live slots (see
+    /// [`lsh::LshIndex::check_live`]).
+    pub fn check_live(&self, live: &bitset::Bitset, slots: usize) -> Result<()> {
+        match self {
+            AnyIndex::Lsh(index) => index.check_live(live, slots),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl IndexRead for AnyIndex {
     fn search(
         &self,
