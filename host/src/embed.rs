@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use arrwdb_core::api::{LibraryInfo, SearchMode, SearchRequest};
-use arrwdb_core::{Command, EmbeddingConfig, Query, QueryResponse};
+use arrwdb_core::{ChunkData, Command, EmbeddingConfig, Query, QueryResponse};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -489,10 +489,8 @@ pub async fn before_query(tenant: &Tenant, query: &Query) -> Result<Option<Query
     let Query::Search { library, request } = query else {
         return Ok(None);
     };
-    if request.vector.is_some()
-        || request.text.as_deref().is_none_or(str::is_empty)
-        || matches!(request.mode, Some(SearchMode::Keyword))
-    {
+    // Checked before the library lookup, so plain searches cost no extra query.
+    if !wants_query_vector(request) {
         return Ok(None);
     }
     let Some(info) = library_info(tenant, library).await? else {
@@ -517,12 +515,14 @@ pub async fn before_query(tenant: &Tenant, query: &Query) -> Result<Option<Query
 /// Whether any upsert in `commands` has a chunk to embed (text, no vector).
 pub fn commands_need_embedding(commands: &[Command]) -> bool {
     commands.iter().any(|c| match c {
-        Command::UpsertDocument { document, .. } => document
-            .chunks
-            .iter()
-            .any(|ch| ch.embedding.is_empty() && !ch.text.is_empty()),
+        Command::UpsertDocument { document, .. } => document.chunks.iter().any(needs_embedding),
         _ => false,
     })
+}
+
+/// A chunk with text and no vector: the host embeds its text.
+fn needs_embedding(chunk: &ChunkData) -> bool {
+    chunk.embedding.is_empty() && !chunk.text.is_empty()
 }
 
 /// Embeds, in one pass over `commands`, every chunk that has text but no vector.
@@ -538,7 +538,7 @@ pub async fn fill_commands(
     for command in commands.iter() {
         if let Command::UpsertDocument { document, .. } = command {
             for chunk in &document.chunks {
-                if chunk.embedding.is_empty() && !chunk.text.is_empty() {
+                if needs_embedding(chunk) {
                     texts.push(chunk.text.clone());
                 }
             }
@@ -554,7 +554,7 @@ pub async fn fill_commands(
     for command in commands.iter_mut() {
         if let Command::UpsertDocument { document, .. } = command {
             for chunk in &mut document.chunks {
-                if chunk.embedding.is_empty() && !chunk.text.is_empty() {
+                if needs_embedding(chunk) {
                     chunk.embedding = vectors.next().unwrap_or_default();
                 }
             }
@@ -566,8 +566,12 @@ pub async fn fill_commands(
 /// Whether a search should have its text embedded: the library names a provider, the
 /// request has text and no vector, and its mode (given or inferred) uses vectors.
 pub fn search_needs_embedding(library: &LibraryInfo, request: &SearchRequest) -> bool {
-    library.embedding.is_some()
-        && request.vector.is_none()
+    library.embedding.is_some() && wants_query_vector(request)
+}
+
+/// A search with text, no vector, and a mode (given or inferred) that uses vectors.
+fn wants_query_vector(request: &SearchRequest) -> bool {
+    request.vector.is_none()
         && request.text.as_deref().is_some_and(|t| !t.is_empty())
         && !matches!(request.mode, Some(SearchMode::Keyword))
 }

@@ -15,7 +15,6 @@
 //! [--only flat,hnsw,keyword]`
 
 use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -25,34 +24,10 @@ use arrwdb_core::{
     ChunkData, Command, DocumentData, Engine, IndexConfig, LibraryConfig, Metadata, Metric, Query,
     QueryResponse,
 };
+use arrwdb_tests::{fvecs, read_vecs};
 use serde_json::json;
 
 const K: usize = 10;
-
-fn read_vecs(path: &Path, limit: usize) -> Vec<Vec<u32>> {
-    let mut reader =
-        BufReader::new(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-    let mut out = Vec::new();
-    let mut header = [0u8; 4];
-    while out.len() < limit && reader.read_exact(&mut header).is_ok() {
-        let d = u32::from_le_bytes(header) as usize;
-        let mut raw = vec![0u8; d * 4];
-        reader.read_exact(&mut raw).expect("truncated vectors file");
-        out.push(
-            raw.chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        );
-    }
-    out
-}
-
-fn fvecs(path: &Path, limit: usize) -> Vec<Vec<f32>> {
-    read_vecs(path, limit)
-        .into_iter()
-        .map(|v| v.into_iter().map(f32::from_bits).collect())
-        .collect()
-}
 
 struct Args {
     dataset: PathBuf,

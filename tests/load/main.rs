@@ -86,23 +86,14 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// The first `limit` vectors of an `.fvecs` file, each of the dataset's dimension.
 fn fvecs(path: &Path, limit: usize) -> Vec<Vec<f32>> {
-    let mut reader =
-        BufReader::new(File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-    let mut out = Vec::new();
-    let mut header = [0u8; 4];
-    while out.len() < limit && reader.read_exact(&mut header).is_ok() {
-        let d = u32::from_le_bytes(header) as usize;
-        assert_eq!(d, DIM, "unexpected dimension");
-        let mut raw = vec![0u8; d * 4];
-        reader.read_exact(&mut raw).expect("truncated vectors file");
-        out.push(
-            raw.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        );
-    }
-    out
+    let vectors = arrwdb_tests::fvecs(path, limit);
+    assert!(
+        vectors.iter().all(|v| v.len() == DIM),
+        "unexpected dimension"
+    );
+    vectors
 }
 
 fn documents(dataset: &Path, n: usize) -> Vec<Value> {

@@ -1,7 +1,7 @@
 //! Reader for `../shared/datasets/pypi-minilm` (see its README).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -18,21 +18,12 @@ pub fn dir() -> PathBuf {
 
 /// The first `limit` vectors of an `.fvecs` file.
 pub fn fvecs(name: &str, limit: usize) -> Vec<Vec<f32>> {
-    let mut reader = BufReader::new(File::open(dir().join(name)).expect("open fvecs"));
-    let mut out = Vec::with_capacity(limit);
-    let mut header = [0u8; 4];
-    while out.len() < limit && reader.read_exact(&mut header).is_ok() {
-        let d = i32::from_le_bytes(header) as usize;
-        assert_eq!(d, DIM, "unexpected dimension in {name}");
-        let mut raw = vec![0u8; d * 4];
-        reader.read_exact(&mut raw).expect("truncated fvecs");
-        out.push(
-            raw.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        );
-    }
-    out
+    let vectors = arrwdb_tests::fvecs(&dir().join(name), limit);
+    assert!(
+        vectors.iter().all(|v| v.len() == DIM),
+        "unexpected dimension in {name}"
+    );
+    vectors
 }
 
 /// The first `limit` lines of a `.jsonl` file.
