@@ -14,8 +14,10 @@
 //! Installs are idempotent and live under the user's home (`~/.cargo/bin`, pip, npm's
 //! cache) or the system (apt), so a second run skips them.
 
+mod bench;
 mod deploy;
 mod npm;
+mod quality;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -36,13 +38,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&root, &args[1..]),
         Some("test") => test(&root),
-        Some("bench") => bench(&root, &args[1..]),
+        Some("bench") => bench::bench(&root, &args[1..]),
+        Some("coverage") => quality::coverage(&root, &args[1..]),
+        Some("fuzz") => quality::fuzz_campaign(&root, &args[1..]),
+        Some("mutants") => quality::mutants(&root, &args[1..]),
         Some("build") => install_all(&root).and_then(|tools| build(&root, &tools)),
         Some("install") => install_all(&root).map(|_| ()),
         Some("npm") => npm_package(&root, &args[1..]),
         Some("deploy") => deploy::install().and_then(|()| deploy::validate(&root)),
         _ => Err(
-            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install | npm [test] | deploy>"
+            "usage: cargo xtask <serve [ARGS...] | test | bench [ARGS...] | build | install | npm [test] | deploy | coverage | fuzz [SECS] | mutants>"
                 .into(),
         ),
     };
@@ -419,43 +424,4 @@ fn serve(root: &Path, extra: &[String]) -> Result {
     command.args(extra);
     step("arrwdb serve");
     run(&mut command)
-}
-
-/// Python packages of the benchmark's peers (PyPI names).
-const BENCH_PEERS: [&str; 4] = ["numpy", "faiss-cpu", "hnswlib", "usearch"];
-
-fn bench(root: &Path, extra: &[String]) -> Result {
-    let missing = !BENCH_PEERS.iter().all(|p| {
-        Command::new("python3")
-            .args(["-m", "pip", "show", "-q", p])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if missing {
-        step(&format!("pip install {}", BENCH_PEERS.join(" ")));
-        run(Command::new("python3")
-            .args(["-m", "pip", "install", "-q"])
-            .args(BENCH_PEERS))?;
-    }
-    step("build arrwdb-bench");
-    run(cargo(root).args([
-        "build",
-        "--release",
-        "-p",
-        "arrwdb-tests",
-        "--bin",
-        "arrwdb-bench",
-    ]))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
-    step("benchmark (arrwDB and peers, one thread, same data)");
-    run(Command::new("python3")
-        .current_dir(root)
-        .arg("tests/bench/peers.py")
-        .arg("--dataset")
-        .arg(root.join("../shared/datasets/pypi-minilm"))
-        .arg("--arrwdb")
-        .arg(target.join("release/arrwdb-bench"))
-        .args(extra))
 }
