@@ -1,5 +1,6 @@
 // Reads the first rows of a texmex .fvecs file (per row: int32 dimension, then float32s,
 // little-endian) into one flat Float32Array.
+import { readFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 
 export async function readFvecsFlat(file, count, dimension) {
@@ -19,4 +20,21 @@ export async function readFvecsFlat(file, count, dimension) {
     for (let j = 0; j < dimension; j++) out[i * dimension + j] = view.getFloat32(i * row + 4 + 4 * j, true);
   }
   return out;
+}
+
+/** The first `limit` entries of the first `count` rows of an .ivecs file (int32
+ * dimension, then int32s per row), as arrays of numbers. */
+export function readIvecs(file, count, limit) {
+  const bytes = readFileSync(file);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const rows = [];
+  let at = 0;
+  for (let i = 0; i < count && at < bytes.length; i++) {
+    const dimension = view.getInt32(at, true);
+    const row = [];
+    for (let j = 0; j < Math.min(limit, dimension); j++) row.push(view.getInt32(at + 4 + 4 * j, true));
+    rows.push(row);
+    at += 4 + 4 * dimension;
+  }
+  return rows;
 }
