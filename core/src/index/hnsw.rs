@@ -44,6 +44,7 @@ use super::{
     Allowed, Bitset, IndexRead, IndexWrite, QueryVector, Scored, SearchOptions, VectorStore,
 };
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::model::HnswParams;
 
 /// Highest layer a node can reach.
@@ -75,13 +76,12 @@ pub struct HnswIndex {
     scratch: Box<Scratch>,
 }
 
-/// Reads one word of every cache line of `slot`'s vector, so that the lines of a whole
-/// batch of neighbours are requested together before their distances are computed.
+/// Requests every cache line of `slot`'s vector ([`kernels::prefetch`]), so that the
+/// lines of a whole batch of neighbours load together before their distances are
+/// computed.
 #[inline]
 fn touch(store: &VectorStore, slot: u32) {
-    for &x in store.vector(slot).iter().step_by(16) {
-        core::hint::black_box(x);
-    }
+    kernels::prefetch(store.vector(slot));
 }
 
 /// `a` ranks strictly before `b`.
