@@ -242,6 +242,10 @@ impl EngineComponent {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
+        // wasmtime caps what one call may copy out of the guest (128 MiB by default), so
+        // a larger snapshot trapped. The guest cannot return more than its memory holds,
+        // and that is already bounded by the memory limit.
+        store.set_hostcall_fuel(self.limits.memory_bytes.max(128 << 20));
         let deadline_ticks =
             (self.limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(deadline_ticks);
@@ -355,5 +359,87 @@ impl EngineInstance {
     /// Forgets `library` without logging anything.
     pub fn evict(&mut self, library: &str) -> Result<bool, CallError> {
         self.call(|e, s| e.arrw_db_engine().call_evict(s, library).map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrwdb_core::{ChunkData, DocumentData, Engine, LibraryConfig, Metadata, Metric};
+
+    /// The release component, built by `cargo xtask build` before the tests run.
+    fn component(memory_bytes: usize) -> EngineComponent {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/release/arrwdb_edge.wasm");
+        let limits = InstanceLimits {
+            memory_bytes,
+            call_timeout: Duration::from_secs(120),
+        };
+        EngineComponent::load(&path, limits, true).unwrap_or_else(|e| {
+            panic!(
+                "{e:#}: build it with `cargo build --release -p arrwdb-edge --target wasm32-wasip2`"
+            )
+        })
+    }
+
+    /// A library whose snapshot is larger than wasmtime's default 128 MiB limit on what
+    /// one call may copy out of the guest: the instance must hand it over, not trap.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn snapshots_larger_than_128_mib_leave_the_instance() {
+        let (n, dimension) = (90_000u32, 384u32);
+        let mut engine = Engine::new();
+        let config = LibraryConfig {
+            name: "big".into(),
+            dimension,
+            metric: Metric::Cosine,
+            index: Default::default(),
+            quantization: Default::default(),
+            text: Default::default(),
+            embedding: None,
+        };
+        let record = engine.prepare(Command::CreateLibrary(config)).unwrap();
+        engine.apply(&record).unwrap();
+        let mut x = 1u32;
+        for i in 0..n {
+            let embedding = (0..dimension)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x % 1000) as f32 / 1000.0 - 0.5
+                })
+                .collect();
+            let document = DocumentData {
+                id: i.to_string(),
+                metadata: Metadata::default(),
+                chunks: vec![ChunkData {
+                    id: i.to_string(),
+                    text: String::new(),
+                    embedding,
+                    metadata: Metadata::default(),
+                }],
+            };
+            let record = engine
+                .prepare(Command::UpsertDocument {
+                    library: "big".into(),
+                    document,
+                })
+                .unwrap();
+            engine.apply(&record).unwrap();
+        }
+        let native = engine.snapshot("big").unwrap();
+        assert!(native.len() > 128 << 20, "{} bytes", native.len());
+
+        let mut instance = component(1 << 30).instantiate().unwrap();
+        assert_eq!(instance.restore(&native).unwrap(), "big");
+        let from_guest = match instance.snapshot("big") {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("snapshot of {} bytes failed: {e:?}", native.len()),
+        };
+        assert!(
+            from_guest == native,
+            "the guest's snapshot differs from the native one"
+        );
     }
 }
