@@ -15,6 +15,7 @@
 mod admin;
 mod auth;
 mod backup;
+mod bench_engine;
 mod cli;
 mod component;
 mod embed;
@@ -65,6 +66,10 @@ enum Commands {
     /// Client commands (import, export, search, libraries, keys, snapshot, completions, bench).
     #[command(flatten)]
     Client(cli::ClientCommand),
+    /// The engine component's search and snapshot restore, timed in process
+    /// (tests/bench/runtimes.py).
+    #[command(hide = true)]
+    BenchEngine(bench_engine::BenchEngineArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +279,7 @@ fn main() -> anyhow::Result<()> {
     // Client commands run their own runtime and quiet logging, and exit with their code.
     let command = match cli.command {
         Commands::Client(command) => std::process::exit(crate::cli::run(command)),
+        Commands::BenchEngine(args) => return bench_engine::run(&args),
         other => other,
     };
     match &command {
@@ -288,7 +294,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Serve(args) => runtime.block_on(serve(args)),
         Commands::Backup(args) => runtime.block_on(copy(&args.storage, &args.to)),
         Commands::Restore(args) => runtime.block_on(copy(&args.from, &args.storage)),
-        Commands::Client(_) => Ok(()), // handled above
+        Commands::Client(_) | Commands::BenchEngine(_) => Ok(()), // handled above
     }
 }
 
