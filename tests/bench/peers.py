@@ -40,13 +40,16 @@ import numpy as np
 
 K = 10
 EFS = (10, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-NPROBES = (1, 2, 4, 8, 16, 32, 64, 128)
+NPROBES = (1, 2, 4, 8, 16, 32, 64)
 M, EF_CONSTRUCTION = 16, 200
 NLIST, PQ_M, PQ_BITS, REFINE = 256, 48, 8, 8
 TRAIN = 10_000
 
 ROWS = []
 PEERS = {}
+# CPU seconds of the one-thread HNSW builds, by (engine, index): on a shared machine the
+# wall time depends on the load, the CPU time much less.
+BUILD_CPU = {}
 
 
 def fvecs(path, limit):
@@ -69,6 +72,8 @@ def recall(found, truth):
 
 def emit(**row):
     row.setdefault("setting", "native")
+    if (row["engine"], row["index"]) in BUILD_CPU and "build_cpu_s" not in row:
+        row["build_cpu_s"] = BUILD_CPU[(row["engine"], row["index"])]
     ROWS.append(row)
     print(json.dumps(row), file=sys.stderr, flush=True)
 
@@ -126,11 +131,12 @@ def run_faiss(base, queries, truth, n, threads):
     sweep(flat, "flat", "IndexFlatIP (batched: BLAS)", build_s, size(flat), [{}], lambda s: None)
 
     faiss.omp_set_num_threads(1)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     hnsw = faiss.IndexHNSWFlat(d, M, faiss.METRIC_INNER_PRODUCT)
     hnsw.hnsw.efConstruction = EF_CONSTRUCTION
     hnsw.add(base)
     build_s = time.perf_counter() - started
+    BUILD_CPU[("faiss", "hnsw")] = time.process_time() - cpu
 
     def set_ef(s):
         hnsw.hnsw.efSearch = s["ef"]
@@ -177,11 +183,12 @@ def run_hnswlib(base, queries, truth, n, threads):
     import hnswlib
     PEERS["hnswlib"] = importlib.metadata.version("hnswlib")
     index = hnswlib.Index(space="ip", dim=base.shape[1])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     index.init_index(max_elements=len(base), M=M, ef_construction=EF_CONSTRUCTION, random_seed=1)
     index.set_num_threads(1)
     index.add_items(base, np.arange(len(base)), num_threads=1)
     build_s = time.perf_counter() - started
+    BUILD_CPU[("hnswlib", "hnsw")] = time.process_time() - cpu
     bpv = serialized_bytes(index.save_index) / n
     for ef in EFS:
         index.set_ef(ef)
@@ -199,9 +206,10 @@ def run_usearch(base, queries, truth, n, threads):
     PEERS["usearch"] = usearch.__version__
     index = Index(ndim=base.shape[1], metric="ip", dtype="f32", connectivity=M,
                   expansion_add=EF_CONSTRUCTION)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     index.add(np.arange(len(base)), base, threads=1)
     build_s = time.perf_counter() - started
+    BUILD_CPU[("usearch", "hnsw")] = time.process_time() - cpu
     bpv = serialized_bytes(index.save) / n
     for ef in EFS:
         index.expansion_search = ef
@@ -231,7 +239,7 @@ def run_arrwdb(args):
 
 def run_node(args):
     """wasm/bench/node.mjs: rows with setting "node"; returns its header rows."""
-    proc = subprocess.run(["node", args.node_bench, "--n", str(args.n), "--queries",
+    proc = subprocess.run(["node", args.node_bench, "--n", str(args.node_n or args.n), "--queries",
                            str(args.queries), "--dataset", args.dataset], check=False,
                           stdout=subprocess.PIPE, text=True)
     extra = []
@@ -313,7 +321,7 @@ def matched(ours, theirs, target, key="qps"):
     return at_recall(ours, peer["recall10"], key), peer[key], peer["recall10"]
 
 
-def native_table(threads):
+def native_table(threads, total):
     out = [f"| index | engine | build | search | recall@10 | QPS 1 thread | QPS {threads} "
            "threads | build s | bytes/vector |", "|---|---|---|---|---|---|---|---|---|"]
     order = ["flat", "flat+sq8", "hnsw", "hnsw+sq8", "ivf", "ivfpq", "lsh", "kdtree", "keyword",
@@ -322,19 +330,25 @@ def native_table(threads):
     for row in sorted(native, key=lambda r: (order.index(r["index"]) if r["index"] in order
                                              else 99, r["engine"] != "arrwdb", r["engine"],
                                              r["build"], json.dumps(r["search"]))):
+        label = search_label(row["search"])
+        if row.get("queries") and row["queries"] != total:
+            label = f"{label} (first {row['queries']} queries)".strip()
         out.append(f"| {row['index']} | {row['engine']} | {row['build']} | "
-                   f"{search_label(row['search'])} | {row['recall10']:.4f} | "
+                   f"{label} | {row['recall10']:.4f} | "
                    f"{fmt_qps(row['qps'])} | {fmt_qps(row.get('qps_mt'))} | "
                    f"{row['build_s']:.2f} | {fmt_bpv(row)} |")
     return out
 
 
-def node_table():
+def node_table(total):
     out = ["| n | engine | index | build | search | recall@10 | QPS | build s |",
            "|---|---|---|---|---|---|---|---|"]
     for row in [r for r in ROWS if r.get("setting") == "node"]:
+        label = search_label(row["search"])
+        if row.get("queries") and row["queries"] != total:
+            label = f"{label} (first {row['queries']} queries)".strip()
         out.append(f"| {row.get('n', '')} | {row['engine']} | {row['index']} | {row['build']} | "
-                   f"{search_label(row['search'])} | {row['recall10']:.4f} | "
+                   f"{label} | {row['recall10']:.4f} | "
                    f"{fmt_qps(row['qps'])} | {row['build_s']:.2f} |")
     return out
 
@@ -388,30 +402,38 @@ def ratios(threads, n):
     for peer in ("hnswlib", "faiss", "usearch"):
         theirs = curve(peer, "hnsw", "native")
         if ours_hnsw and theirs:
-            add(f"hnsw build throughput (vectors/s, 1 thread), vs {peer}",
+            add(f"hnsw build throughput (vectors/s, 1 thread, wall), vs {peer}",
                 n / ours_hnsw[0]["build_s"], n / theirs[0]["build_s"],
-                key=f"hnsw_build_{peer}")
+                key=f"hnsw_build_wall_{peer}")
+            if ours_hnsw[0].get("build_cpu_s") and theirs[0].get("build_cpu_s"):
+                add(f"hnsw build throughput (vectors per CPU second), vs {peer}",
+                    n / ours_hnsw[0]["build_cpu_s"], n / theirs[0]["build_cpu_s"],
+                    key=f"hnsw_build_{peer}")
+            else:
+                results[f"hnsw_build_{peer}"] = results[f"hnsw_build_wall_{peer}"]
             add(f"hnsw bytes/vector, vs {peer}", ours_hnsw[0]["bytes_per_vector"],
                 theirs[0]["bytes_per_vector"])
-    # wasm in Node: the npm package against each wasm peer, at equal recall, on equal n.
+    # wasm in Node: the npm package against each wasm peer on equal n: HNSW peers at
+    # equal recall against arrwdb's hnsw, exact peers (brute force, voy's kd-tree, exact
+    # in 384 dimensions) against arrwdb's flat.
     node = [r for r in ROWS if r.get("setting") == "node"]
     for peer in sorted({r["engine"] for r in node if r["engine"] != "arrwdb-wasm"}):
         for size in sorted({r.get("n") for r in node if r["engine"] == peer}):
             theirs = [r for r in node if r["engine"] == peer and r.get("n") == size]
-            ours = [r for r in node if r["engine"] == "arrwdb-wasm" and r["index"] == "hnsw"
-                    and r.get("n") == size]
+            ours = {index: [r for r in node if r["engine"] == "arrwdb-wasm"
+                            and r["index"] == index and r.get("n") == size]
+                    for index in ("hnsw", "flat")}
+            if theirs[0]["index"] != "hnsw":
+                if ours["flat"]:
+                    add(f"Node exact search QPS (n={size}), arrwdb flat vs {peer} "
+                        f"{theirs[0]['index']}", ours["flat"][0]["qps"], theirs[0]["qps"])
+                continue
             for target in (0.90, 0.95):
-                compare(f"Node wasm QPS (n={size}), arrwdb hnsw vs {peer} {theirs[0]['index']}",
-                        ours, theirs, target, result=f"node_{target}_{peer}")
-            if peer == "js brute force":
-                flat = [r for r in node if r["engine"] == "arrwdb-wasm" and r["index"] == "flat"
-                        and r.get("n") == size]
-                if flat:
-                    add(f"Node exact search QPS (n={size}), arrwdb flat vs js brute force",
-                        flat[0]["qps"], theirs[0]["qps"])
-            if peer == "hnswlib-wasm" and ours:
-                add(f"Node wasm hnsw build throughput (n={size}), vs {peer}",
-                    size / ours[0]["build_s"], size / theirs[0]["build_s"],
+                compare(f"Node wasm QPS (n={size}), arrwdb hnsw vs {peer}", ours["hnsw"],
+                        theirs, target, result=f"node_{target}_{peer}")
+            if ours["hnsw"]:
+                add(f"Node wasm hnsw build throughput (vectors/s, n={size}), vs {peer}",
+                    size / ours["hnsw"][0]["build_s"], size / theirs[0]["build_s"],
                     key=f"node_build_{peer}")
     return lines, results
 
@@ -483,6 +505,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--arrwdb", required=True, help="the arrwdb-bench binary")
     parser.add_argument("--node-bench", help="wasm/bench/node.mjs (skipped when absent)")
+    parser.add_argument("--node-n", type=int, help="base vectors for the Node run (default --n)")
     parser.add_argument("--runtimes", help="tests/bench/runtimes.py (skipped when absent)")
     parser.add_argument("--out", help="directory for results.{json,md} and the plots")
     parser.add_argument("--skip", default="", help="comma list of: arrwdb,peers,node,runtimes")
@@ -498,65 +521,87 @@ def main():
         phases[name] = time.perf_counter() - t
         return value
 
+    load = {"start": os.getloadavg()}
+    state = {"node_meta": [], "runtime_rows": [], "base_dim": None}
+
+    def report(final):
+        """Prints (at the end) and writes the tables so far: a run cut short still
+        leaves its finished phases in --out."""
+        wall = time.perf_counter() - started
+        load["end"] = os.getloadavg()
+        header = (f"n={args.n} × {state['base_dim']}, {args.queries} queries, k={K}, "
+                  "recall@10 against exact inner-product ground truth")
+        ratio_lines, results = ratios(args.threads, args.n)
+        sq8 = sq8_summary()
+        target_lines = targets(results, sq8)
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(PEERS.items()))
+        node_lines = [json.dumps(m) for m in state["node_meta"]]
+        loads = ", ".join(f"{k} {' / '.join(f'{x:.1f}' for x in v)}" for k, v in load.items())
+        md = [f"Machine: {machine()}; load average (1/5/15 min) {loads}", "", header, "",
+              f"Peers: {versions}", "", "### Native", "", *native_table(args.threads, args.queries),
+              "", "### Ratios (pair by pair, this run)", "", *ratio_lines, "", "### Targets", "",
+              *target_lines, ""]
+        if any(r.get("setting") == "node" for r in ROWS) or node_lines:
+            md += ["### wasm in Node", "", *node_table(args.queries), "", "```", *node_lines,
+                   "```", ""]
+        if state["runtime_rows"]:
+            md += ["### wasmtime vs native (tests/bench/runtimes.py)", "", "```",
+                   *[json.dumps(r) for r in state["runtime_rows"]], "```", ""]
+        md += ["Phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()),
+               f"Wall time of the run (after the build): {wall:.0f} s"
+               + ("" if final else " (still running)"), ""]
+        if final:
+            print("\n".join(md))
+        if not args.out:
+            return
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump({"machine": machine(), "load": load, "n": args.n, "queries": args.queries,
+                       "threads": args.threads, "peers": PEERS, "rows": ROWS,
+                       "node": state["node_meta"], "runtimes": state["runtime_rows"],
+                       "ratios": results, "sq8": sq8, "phases": phases, "wall_s": wall,
+                       "complete": final}, f, indent=1)
+        with open(os.path.join(args.out, "results.md"), "w") as f:
+            f.write("# Benchmark results (written by `cargo xtask bench`)\n\n" + "\n".join(md))
+        if final:
+            try:
+                sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+                import plots
+                for path in plots.plot(ROWS, args.out, args.threads, header + "; " + machine()):
+                    print(f"wrote {path}")
+            except ImportError as missing:
+                print(f"peers.py: no plots: {missing}", file=sys.stderr)
+
+    base = fvecs(f"{args.dataset}/base.fvecs", args.n)
+    state["base_dim"] = base.shape[1]
     if "arrwdb" not in skip:
         phase("arrwdb native", lambda: run_arrwdb(args))
-    base = fvecs(f"{args.dataset}/base.fvecs", args.n)
+        report(False)
     queries = fvecs(f"{args.dataset}/queries.fvecs", args.queries)
     if args.n >= 100_000:
         truth = ivecs(f"{args.dataset}/groundtruth.ivecs", args.queries)
     else:
         truth = np.argsort(-(queries @ base.T), axis=1, kind="stable")[:, :K]
-    if "peers" not in skip:
-        for run in (run_faiss, run_hnswlib, run_usearch):
-            try:
-                phase(run.__name__[4:], lambda run=run: run(base, queries, truth, args.n,
-                                                             args.threads))
-            except ImportError as missing:
-                print(f"peers.py: skipping {run.__name__[4:]}: {missing}", file=sys.stderr)
-    node_meta = []
-    if args.node_bench and "node" not in skip:
-        node_meta = phase("node wasm", lambda: run_node(args))
-    runtime_rows = []
-    if "runtimes" not in skip:
-        runtime_rows = phase("runtimes", lambda: run_runtimes(args))
-    wall = time.perf_counter() - started
-
-    header = (f"n={args.n} × {base.shape[1]}, {args.queries} queries, k={K}, recall@10 "
-              "against exact inner-product ground truth")
-    ratio_lines, results = ratios(args.threads, args.n)
-    sq8 = sq8_summary()
-    target_lines = targets(results, sq8)
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(PEERS.items()))
-    node_lines = [json.dumps(m) for m in node_meta]
-    md = [f"Machine: {machine()}", "", header, "", f"Peers: {versions}", "",
-          "### Native", "", *native_table(args.threads), "",
-          "### Ratios (pair by pair, this run)", "", *ratio_lines, "",
-          "### Targets", "", *target_lines, ""]
-    if any(r.get("setting") == "node" for r in ROWS) or node_lines:
-        md += ["### wasm in Node", "", *node_table(), "", "```", *node_lines, "```", ""]
-    if runtime_rows:
-        md += ["### wasmtime vs native (tests/bench/runtimes.py)", "", "```",
-               *[json.dumps(r) for r in runtime_rows], "```", ""]
-    md += ["Phases: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()),
-           f"Wall time of the run (after the build): {wall:.0f} s", ""]
-    print("\n".join(md))
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "results.json"), "w") as f:
-            json.dump({"machine": machine(), "n": args.n, "queries": args.queries,
-                       "threads": args.threads, "peers": PEERS, "rows": ROWS,
-                       "node": node_meta, "runtimes": runtime_rows, "ratios": results,
-                       "sq8": sq8, "phases": phases, "wall_s": wall}, f, indent=1)
-        with open(os.path.join(args.out, "results.md"), "w") as f:
-            f.write("# Benchmark results (written by `cargo xtask bench`)\n\n" + "\n".join(md))
+    # The comparisons the targets name come first (hnswlib, then wasm in Node), so a run
+    # cut short still has them in --out.
+    def peer(run):
+        if "peers" in skip:
+            return
         try:
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-            import plots
-            for path in plots.plot(ROWS, args.out, args.threads, header + "; " + machine()):
-                print(f"wrote {path}")
+            phase(run.__name__[4:], lambda: run(base, queries, truth, args.n, args.threads))
         except ImportError as missing:
-            print(f"peers.py: no plots: {missing}", file=sys.stderr)
+            print(f"peers.py: skipping {run.__name__[4:]}: {missing}", file=sys.stderr)
+        report(False)
 
+    peer(run_hnswlib)
+    if args.node_bench and "node" not in skip:
+        state["node_meta"] = phase("node wasm", lambda: run_node(args))
+        report(False)
+    peer(run_faiss)
+    peer(run_usearch)
+    if "runtimes" not in skip:
+        state["runtime_rows"] = phase("runtimes", lambda: run_runtimes(args))
+    report(True)
 
 if __name__ == "__main__":
     main()

@@ -77,7 +77,9 @@ def _curve(rows, out, name, title, key):
     other = [r for r in rows if r["index"] not in ("hnsw", "hnsw+sq8")]
     fig, axes = plt.subplots(1, 2, figsize=(15, 6))
     _panel(axes[0], graph, key, "HNSW, M=16 efC=200, ef swept")
-    _panel(axes[1], other, key, "IVF (nlist=256, nprobe swept), exact and other indexes")
+    ivf = any(r["index"].startswith("ivf") for r in other)
+    _panel(axes[1], other, key, "IVF (nlist=256, nprobe swept), exact and other indexes"
+           if ivf else "exact and other indexes")
     fig.suptitle(title, fontsize=11)
     return _save(fig, out, name)
 
@@ -117,7 +119,10 @@ def plot(rows, out, threads, header):
     paths += _curve(native, out, "native-all-cores", f"Native, {threads} threads. {header}",
                     "qps_mt")
     if node:
-        paths += _curve(node, out, "node-wasm", f"wasm in Node, 1 thread. {header}", "qps")
+        sizes = ", ".join(str(n) for n in sorted({r.get("n") for r in node if r.get("n")}))
+        title = f"wasm in Node, 1 thread, n = {sizes} (each curve's n in its label). {header}"
+        title = title.replace(f"n={native[0]['n']} × ", "dimension ") if native else title
+        paths += _curve(node, out, "node-wasm", title, "qps")
     paths += _bars(rows, out, "build-and-size", f"Build time and size, native. {header}")
     return paths
 

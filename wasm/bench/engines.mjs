@@ -3,16 +3,16 @@
 // exact top-10 neighbours (recall@10) and by queries per second on one thread.
 //
 // HNSW engines are measured over an `ef` sweep on one build (edgevec fixes `ef_search`
-// when the index is created, so it is built once per `ef` of EDGEVEC_EFS). The exact
-// answers come from "js brute force", a plain JavaScript scan (Float32Array, one
-// top-k list), which is also measured as an engine; `truth` (e.g. the dataset's
-// groundtruth.ivecs) replaces its answers as the reference when given.
+// when the index is created, so it is built once per `ef` of EDGEVEC_EFS). "js brute
+// force" is a plain JavaScript scan (Float32Array, one top-k list), measured as an engine;
+// it also gives the reference answers unless `truth` (e.g. the dataset's
+// groundtruth.ivecs) is given.
 //
 // `modules` holds the loaded packages (the loaders differ per runtime; see node.mjs and
 // browser.mjs): { arrwdb, hnswlib, edgevec, voy }.
 
 export const EFS = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256];
-export const EDGEVEC_EFS = [32, 64];
+export const EDGEVEC_EFS = [64];
 const HNSW = { m: 16, efConstruction: 200 };
 const K = 10;
 
@@ -90,6 +90,7 @@ export function engines(modules, dimension) {
     index: "flat",
     build: "Float32Array scan",
     settings: [{}],
+    exhaustive: true,
     make: (base) => () => (query) => bruteForce(base, dimension, query, K),
   });
   const { arrwdb } = modules;
@@ -106,12 +107,13 @@ export function engines(modules, dimension) {
       const params = setting && Object.keys(setting).length ? setting : undefined;
       return (query) => db.search("bench", { vector: query, k: K, include: [], params }).hits.map((h) => Number(h.document_id));
     };
-    list.push({ engine: "arrwdb-wasm", index: "flat", build: "", settings: [{}], make: (base) => searcher(library(base, { type: "flat" })) });
+    list.push({ engine: "arrwdb-wasm", index: "flat", build: "", settings: [{}], exhaustive: true, make: (base) => searcher(library(base, { type: "flat" })) });
     list.push({
       engine: "arrwdb-wasm",
       index: "flat+sq8",
       build: "sq8 oversample=4",
       settings: [{}],
+      exhaustive: true,
       make: (base) => searcher(library(base, { type: "flat" }, { type: "sq8" })),
     });
     list.push({
@@ -171,6 +173,7 @@ export function engines(modules, dimension) {
       index: "kd-tree",
       build: "voy-search defaults",
       settings: [{}],
+      exhaustive: true,
       make(base) {
         const n = base.length / dimension;
         const embeddings = Array.from({ length: n }, (_, i) => ({
@@ -189,16 +192,19 @@ export function engines(modules, dimension) {
 
 /**
  * Builds and measures every engine (those whose name or "name/index" is in `only`, when
- * given); returns one row
- * per engine and search setting: { engine, index, build, search, build_s, qps,
- * recall10 }. "js brute force" runs first: its answers are the reference unless
- * `truth` is given.
+ * given); returns one row per engine and search setting: { engine, index, build, search,
+ * build_s, qps, recall10, queries }. Exhaustive engines (every query scans every vector)
+ * answer the first `exactQueries` queries only. `truth` (exact top-10 per query) is the
+ * reference; without it, the brute force's answers are.
  */
-export function run(modules, { base, queries, dimension, truth, only, log = () => {} }) {
+export function run(modules, { base, queries, dimension, truth, only, exactQueries = 200, log = () => {} }) {
   const rows = [];
-  let reference = truth;
+  const count = queries.length / dimension;
+  let reference = truth ?? exactTopK(base, queries, dimension, K);
   for (const engine of engines(modules, dimension)) {
     if (only && !only.has(engine.engine) && !only.has(`${engine.engine}/${engine.index}`)) continue;
+    const used = engine.exhaustive ? Math.min(count, exactQueries) : count;
+    const subset = queries.subarray(0, used * dimension);
     let built = null;
     let buildS = 0;
     for (const setting of engine.settings) {
@@ -208,19 +214,7 @@ export function run(modules, { base, queries, dimension, truth, only, log = () =
           built = engine.make(base, setting);
           buildS = (performance.now() - started) / 1000;
         }
-        let measured;
-        if (engine.engine === "js brute force") {
-          // One pass: it is slow, and its answers are the reference.
-          const started = performance.now();
-          const count = queries.length / dimension;
-          const search = built(setting);
-          const results = Array.from({ length: count }, (_, q) => search(queries.subarray(q * dimension, (q + 1) * dimension)));
-          measured = { results, qps: (count * 1000) / (performance.now() - started) };
-          reference ??= results;
-        } else {
-          reference ??= exactTopK(base, queries, dimension, K);
-          measured = measure(queries, dimension, built(setting));
-        }
+        const measured = measure(subset, dimension, built(setting));
         const row = {
           engine: engine.engine,
           index: engine.index,
@@ -228,7 +222,8 @@ export function run(modules, { base, queries, dimension, truth, only, log = () =
           search: JSON.stringify(setting),
           build_s: buildS,
           qps: measured.qps,
-          recall10: recall(measured.results, reference, K),
+          recall10: recall(measured.results, reference.slice(0, used), K),
+          queries: used,
         };
         rows.push(row);
         log(row);

@@ -3,7 +3,8 @@
 //!
 //! Installs what the run needs unless it is there (the Python peers and matplotlib from
 //! PyPI, the Node peers from wasm/bench's lock file), builds `arrwdb-bench` and the npm
-//! package, then hands over to tests/bench/peers.py, which runs everything else (native
+//! package (and, for tests/bench/runtimes.py, the host and the edge component), then
+//! hands over to tests/bench/peers.py, which runs everything else (native
 //! arrwDB, the Python peers, wasm in Node, the runtimes comparison when present), prints
 //! the tables and writes docs/benchmarks/. The arguments after `bench` go to peers.py
 //! (`--n`, `--queries`, `--threads`, `--skip arrwdb,peers,node,runtimes`); `--no-npm`
@@ -65,20 +66,37 @@ pub fn bench(root: &Path, extra: &[String]) -> Result {
     let extra: Vec<&String> = extra.iter().filter(|a| *a != "--no-npm").collect();
     install_python(&BENCH_PACKAGES)?;
     install_node(root)?;
+    crate::install_rust_targets()?;
     if no_npm && root.join("wasm/pkg/nodejs/index.mjs").exists() {
         step("npm package: reusing wasm/pkg (--no-npm)");
     } else {
         crate::npm_package(root, &[])?;
     }
-    step("build arrwdb-bench");
-    run(cargo(root).args([
-        "build",
-        "--release",
-        "-p",
-        "arrwdb-tests",
-        "--bin",
-        "arrwdb-bench",
-    ]))?;
+    let runtimes = root.join("tests/bench/runtimes.py");
+    if runtimes.exists() {
+        // What runtimes.py runs: the host (`arrwdb bench-engine`), its native runner
+        // (`arrwdb-bench-runtimes`) and the edge component.
+        crate::build_edge(root)?;
+        step("build arrwdb-bench, arrwdb-bench-runtimes and the host");
+        run(cargo(root).args([
+            "build",
+            "--release",
+            "-p",
+            "arrwdb-host",
+            "-p",
+            "arrwdb-tests",
+        ]))?;
+    } else {
+        step("build arrwdb-bench");
+        run(cargo(root).args([
+            "build",
+            "--release",
+            "-p",
+            "arrwdb-tests",
+            "--bin",
+            "arrwdb-bench",
+        ]))?;
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(|d| root.join(d))
         .unwrap_or_else(|| root.join("target"));
@@ -96,7 +114,6 @@ pub fn bench(root: &Path, extra: &[String]) -> Result {
         .arg(root.join("wasm/bench/node.mjs"))
         .arg("--out")
         .arg(root.join("docs/benchmarks"));
-    let runtimes = root.join("tests/bench/runtimes.py");
     if runtimes.exists() {
         command.arg("--runtimes").arg(runtimes);
     }
