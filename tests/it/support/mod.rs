@@ -95,7 +95,7 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// A child process killed (SIGKILL) and reaped when dropped.
+/// A child process killed (SIGKILL; SIGTERM under coverage) and reaped when dropped.
 #[derive(Debug)]
 pub struct ChildGuard {
     pub child: Child,
@@ -135,7 +135,14 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        self.kill();
+        // Under `cargo xtask coverage` the children are instrumented and write their
+        // profile only when they exit normally: stop them with SIGTERM there, so the
+        // host's coverage counts every test, not just the few that stop it cleanly.
+        if std::env::var_os("LLVM_PROFILE_FILE").is_some() {
+            self.terminate(Duration::from_secs(10));
+        } else {
+            self.kill();
+        }
     }
 }
 
