@@ -38,3 +38,64 @@ pub fn fvecs(path: &Path, limit: usize) -> Vec<Vec<f32>> {
         .map(|v| v.into_iter().map(f32::from_bits).collect())
         .collect()
 }
+
+/// Upserts one single-chunk document per row of `rows` into `library` (document and
+/// chunk id = the row number, text from `texts` when given), through the engine's
+/// write path as a runtime would: one prepared and applied record per document.
+///
+/// # Panics
+/// If the engine refuses a write.
+pub fn upsert_rows(
+    engine: &mut arrwdb_core::Engine,
+    library: &str,
+    rows: &[Vec<f32>],
+    texts: Option<&[String]>,
+) {
+    use arrwdb_core::{ChunkData, Command, DocumentData, Metadata};
+    for (i, v) in rows.iter().enumerate() {
+        let document = DocumentData {
+            id: i.to_string(),
+            metadata: Metadata::default(),
+            chunks: vec![ChunkData {
+                id: i.to_string(),
+                text: texts.and_then(|t| t.get(i)).cloned().unwrap_or_default(),
+                embedding: v.clone(),
+                metadata: Metadata::default(),
+            }],
+        };
+        let record = engine
+            .prepare(Command::UpsertDocument {
+                library: library.into(),
+                document,
+            })
+            .expect("prepare");
+        engine.apply(&record).expect("apply");
+    }
+}
+
+/// Runs one search on `library`; returns the row numbers of the hits (see
+/// [`upsert_rows`]).
+///
+/// # Panics
+/// If the search fails or a hit's chunk id is not a row number.
+pub fn search_rows(
+    engine: &arrwdb_core::Engine,
+    library: &str,
+    request: &arrwdb_core::api::SearchRequest,
+) -> Vec<u32> {
+    use arrwdb_core::{Query, QueryResponse};
+    let QueryResponse::Search(response) = engine
+        .query(&Query::Search {
+            library: library.into(),
+            request: request.clone(),
+        })
+        .expect("search")
+    else {
+        panic!("unexpected response");
+    };
+    response
+        .hits
+        .into_iter()
+        .map(|h| h.chunk_id.parse::<u32>().expect("numeric id"))
+        .collect()
+}

@@ -29,11 +29,8 @@ use std::time::Instant;
 
 use arrwdb_core::api::{QuantizationConfig, QuantizationParams, SearchRequest};
 use arrwdb_core::index::{Allowed, Bitset, QueryVector, VectorStore, exact_search};
-use arrwdb_core::{
-    ChunkData, Command, DocumentData, Engine, HnswParams, IndexConfig, LibraryConfig, Metadata,
-    Metric, Query, QueryResponse,
-};
-use arrwdb_tests::{fvecs, read_vecs};
+use arrwdb_core::{Command, Engine, HnswParams, IndexConfig, LibraryConfig, Metric};
+use arrwdb_tests::{fvecs, read_vecs, search_rows, upsert_rows};
 use serde_json::json;
 
 const K: usize = 10;
@@ -284,45 +281,14 @@ fn thread_cpu_s() -> Option<f64> {
 fn load(engine: &mut Engine, base: &[Vec<f32>], texts: Option<&[String]>) -> (f64, Option<f64>) {
     let cpu = thread_cpu_s();
     let started = Instant::now();
-    for (i, v) in base.iter().enumerate() {
-        let document = DocumentData {
-            id: i.to_string(),
-            metadata: Metadata::default(),
-            chunks: vec![ChunkData {
-                id: i.to_string(),
-                text: texts.and_then(|t| t.get(i)).cloned().unwrap_or_default(),
-                embedding: v.clone(),
-                metadata: Metadata::default(),
-            }],
-        };
-        let record = engine
-            .prepare(Command::UpsertDocument {
-                library: "bench".into(),
-                document,
-            })
-            .expect("prepare");
-        engine.apply(&record).expect("apply");
-    }
+    upsert_rows(engine, "bench", base, texts);
     let cpu = cpu.zip(thread_cpu_s()).map(|(a, b)| b - a);
     (started.elapsed().as_secs_f64(), cpu)
 }
 
 /// Runs one search; returns the hit row numbers.
 fn search(engine: &Engine, request: &SearchRequest) -> Vec<u32> {
-    let QueryResponse::Search(response) = engine
-        .query(&Query::Search {
-            library: "bench".into(),
-            request: request.clone(),
-        })
-        .expect("search")
-    else {
-        panic!("unexpected response");
-    };
-    response
-        .hits
-        .into_iter()
-        .map(|h| h.chunk_id.parse::<u32>().expect("numeric id"))
-        .collect()
+    search_rows(engine, "bench", request)
 }
 
 /// Answers every request on `threads` OS threads sharing `engine` (thread `t` takes

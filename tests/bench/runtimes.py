@@ -48,7 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-K = 10
+# The dataset readers are peers.py's (this directory is on sys.path when run as a script).
+from peers import K, fvecs, ivecs  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 HNSW_PARAMS = {"ef": 64}
 # Flat search reads every vector: at n = 100k a query takes ~40 ms natively, so the
@@ -61,18 +62,6 @@ COLD_RUNS = 3
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
-
-
-def fvecs(path, limit):
-    raw = np.fromfile(path, dtype="float32")
-    dim = raw[:1].view("int32")[0]
-    return np.ascontiguousarray(raw.reshape(-1, dim + 1)[:limit, 1:])
-
-
-def ivecs(path, limit):
-    raw = np.fromfile(path, dtype="int32")
-    dim = raw[0]
-    return raw.reshape(-1, dim + 1)[:limit, 1 : K + 1]
 
 
 def ground_truth(dataset, n, queries):

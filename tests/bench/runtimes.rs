@@ -27,11 +27,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use arrwdb_core::api::SearchRequest;
-use arrwdb_core::{
-    ChunkData, Command, DocumentData, Engine, IndexConfig, LibraryConfig, Metadata, Metric, Query,
-    QueryResponse,
-};
-use arrwdb_tests::fvecs;
+use arrwdb_core::{Command, Engine, IndexConfig, LibraryConfig, Metric};
+use arrwdb_tests::{fvecs, search_rows, upsert_rows};
 use serde_json::{Value, json};
 
 const K: usize = 10;
@@ -111,25 +108,7 @@ fn build(args: &Args) {
         .expect("create");
     engine.apply(&record).expect("create library");
     let started = Instant::now();
-    for (i, v) in base.iter().enumerate() {
-        let document = DocumentData {
-            id: i.to_string(),
-            metadata: Metadata::default(),
-            chunks: vec![ChunkData {
-                id: i.to_string(),
-                text: String::new(),
-                embedding: v.clone(),
-                metadata: Metadata::default(),
-            }],
-        };
-        let record = engine
-            .prepare(Command::UpsertDocument {
-                library: "bench".into(),
-                document,
-            })
-            .expect("prepare");
-        engine.apply(&record).expect("apply");
-    }
+    upsert_rows(&mut engine, "bench", &base, None);
     let build_s = started.elapsed().as_secs_f64();
     let bytes = engine.snapshot("bench").expect("snapshot");
     std::fs::write(&args.out, &bytes).expect("write the snapshot");
@@ -169,20 +148,7 @@ fn rotated(queries: usize, pass: usize) -> impl Iterator<Item = usize> {
 }
 
 fn search(engine: &Engine, request: SearchRequest) -> Vec<u32> {
-    let QueryResponse::Search(response) = engine
-        .query(&Query::Search {
-            library: "bench".into(),
-            request,
-        })
-        .expect("search")
-    else {
-        panic!("unexpected response");
-    };
-    response
-        .hits
-        .into_iter()
-        .map(|h| h.chunk_id.parse::<u32>().expect("numeric id"))
-        .collect()
+    search_rows(engine, "bench", &request)
 }
 
 fn run(args: &Args) {
