@@ -99,3 +99,26 @@ pub fn search_rows(
         .map(|h| h.chunk_id.parse::<u32>().expect("numeric id"))
         .collect()
 }
+
+/// A fresh engine holding an empty `library` (inner product, default text settings), as
+/// the benchmarks build it; the engine's error when it refuses the configuration.
+pub fn engine_with_library(
+    library: &str,
+    dimension: u32,
+    index: arrwdb_core::IndexConfig,
+    quantization: arrwdb_core::api::QuantizationConfig,
+) -> Result<arrwdb_core::Engine, arrwdb_core::Error> {
+    let mut engine = arrwdb_core::Engine::new();
+    let config = arrwdb_core::LibraryConfig {
+        name: library.into(),
+        dimension,
+        metric: arrwdb_core::Metric::Dot,
+        index,
+        quantization,
+        text: arrwdb_core::api::TextConfig::default(),
+        embedding: None,
+    };
+    let record = engine.prepare(arrwdb_core::Command::CreateLibrary(config))?;
+    engine.apply(&record)?;
+    Ok(engine)
+}

@@ -29,8 +29,8 @@ use std::time::Instant;
 
 use arrwdb_core::api::{QuantizationConfig, QuantizationParams, SearchRequest};
 use arrwdb_core::index::{Allowed, Bitset, QueryVector, VectorStore, exact_search};
-use arrwdb_core::{Command, Engine, HnswParams, IndexConfig, LibraryConfig, Metric};
-use arrwdb_tests::{fvecs, read_vecs, search_rows, upsert_rows};
+use arrwdb_core::{Engine, HnswParams, IndexConfig, Metric};
+use arrwdb_tests::{engine_with_library, fvecs, read_vecs, search_rows, upsert_rows};
 use serde_json::json;
 
 const K: usize = 10;
@@ -245,26 +245,9 @@ fn create(
     quantization: QuantizationConfig,
     kind: &str,
 ) -> Option<Engine> {
-    let mut engine = Engine::new();
-    let config = LibraryConfig {
-        name: "bench".into(),
-        dimension: dim,
-        metric: Metric::Dot,
-        index,
-        quantization,
-        text: arrwdb_core::api::TextConfig::default(),
-        embedding: None,
-    };
-    match engine.prepare(Command::CreateLibrary(config)) {
-        Ok(record) => {
-            engine.apply(&record).expect("create library");
-            Some(engine)
-        }
-        Err(e) => {
-            eprintln!("arrwdb-bench: skipping {kind}: {e}");
-            None
-        }
-    }
+    engine_with_library("bench", dim, index, quantization)
+        .map_err(|e| eprintln!("arrwdb-bench: skipping {kind}: {e}"))
+        .ok()
 }
 
 /// CPU time this thread has run, from Linux's `/proc/thread-self/schedstat` (first

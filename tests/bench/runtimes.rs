@@ -27,8 +27,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use arrwdb_core::api::SearchRequest;
-use arrwdb_core::{Command, Engine, IndexConfig, LibraryConfig, Metric};
-use arrwdb_tests::{fvecs, search_rows, upsert_rows};
+use arrwdb_core::{Engine, IndexConfig};
+use arrwdb_tests::{engine_with_library, fvecs, search_rows, upsert_rows};
 use serde_json::{Value, json};
 
 const K: usize = 10;
@@ -93,20 +93,13 @@ fn build(args: &Args) {
     let base = fvecs(&args.dataset.join("base.fvecs"), args.n);
     let index: IndexConfig =
         serde_json::from_value(json!({"type": args.index})).expect("index kind");
-    let mut engine = Engine::new();
-    let config = LibraryConfig {
-        name: "bench".into(),
-        dimension: base[0].len() as u32,
-        metric: Metric::Dot,
+    let mut engine = engine_with_library(
+        "bench",
+        base[0].len() as u32,
         index,
-        quantization: arrwdb_core::api::QuantizationConfig::None,
-        text: arrwdb_core::api::TextConfig::default(),
-        embedding: None,
-    };
-    let record = engine
-        .prepare(Command::CreateLibrary(config))
-        .expect("create");
-    engine.apply(&record).expect("create library");
+        arrwdb_core::api::QuantizationConfig::None,
+    )
+    .expect("create library");
     let started = Instant::now();
     upsert_rows(&mut engine, "bench", &base, None);
     let build_s = started.elapsed().as_secs_f64();
@@ -147,8 +140,8 @@ fn rotated(queries: usize, pass: usize) -> impl Iterator<Item = usize> {
     (0..queries).map(move |i| (start + i) % queries)
 }
 
-fn search(engine: &Engine, request: SearchRequest) -> Vec<u32> {
-    search_rows(engine, "bench", &request)
+fn search(engine: &Engine, request: &SearchRequest) -> Vec<u32> {
+    search_rows(engine, "bench", request)
 }
 
 fn run(args: &Args) {
@@ -170,13 +163,13 @@ fn run(args: &Args) {
     engine.restore(&bytes).expect("restore");
     let restore_ms = ms(restored);
     let first = Instant::now();
-    let first_ids = search(&engine, requests[0].clone());
+    let first_ids = search(&engine, &requests[0]);
     let first_query_ms = ms(first);
     let cold_ms = ms(started);
     drop(bytes);
 
     for request in requests.iter().take(WARMUP) {
-        std::hint::black_box(search(&engine, request.clone()));
+        std::hint::black_box(search(&engine, request));
     }
     let mut latencies = vec![f64::INFINITY; requests.len()];
     let mut ids = vec![Vec::new(); requests.len()];
@@ -186,7 +179,7 @@ fn run(args: &Args) {
         // time slice) does not hit the same queries in every pass.
         for q in rotated(requests.len(), pass) {
             let one = Instant::now();
-            let found = search(&engine, requests[q].clone());
+            let found = search(&engine, &requests[q]);
             latencies[q] = latencies[q].min(ms(one));
             if pass == 0 {
                 ids[q] = found;
