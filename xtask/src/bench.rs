@@ -97,9 +97,7 @@ pub fn bench(root: &Path, extra: &[String]) -> Result {
             "arrwdb-bench",
         ]))?;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::target_dir(root);
     let built = started.elapsed().as_secs_f64();
     step("benchmark (arrwDB, the Python peers, wasm in Node: same data, same run)");
     let mut command = Command::new("python3");

@@ -249,10 +249,7 @@ pub fn validate(root: &Path) -> Result {
     check("GitHub workflow schema", good, bad);
 
     // The chart renders into target/ first, so kubernetes-validate can read them.
-    let renders = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"))
-        .join("deploy/helm");
+    let renders = crate::target_dir(root).join("deploy/helm");
     let _ = std::fs::remove_dir_all(&renders);
     let mut render = python("check_deploy.py");
     render.arg("helm").arg(&renders);
@@ -321,9 +318,7 @@ pub fn validate(root: &Path) -> Result {
         }
     }
 
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::target_dir(root);
     let (server, component) = (
         target.join("release/arrwdb"),
         target.join("wasm32-wasip2/release/arrwdb_edge.wasm"),

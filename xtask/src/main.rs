@@ -67,6 +67,13 @@ fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// The target directory (honours `CARGO_TARGET_DIR`).
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"))
+}
+
 fn step(what: &str) {
     eprintln!("\n==> {what}");
 }
@@ -406,9 +413,7 @@ fn serve(root: &Path, extra: &[String]) -> Result {
     install_rust_targets()?;
     build_edge(root)?;
     build_host(root)?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"));
+    let target = target_dir(root);
     let mut command = Command::new(target.join("release/arrwdb"));
     command.current_dir(root).arg("serve");
     command.args([

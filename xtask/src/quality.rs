@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::{FUZZ_TARGETS, Result, cargo, output, run, step};
@@ -78,46 +78,33 @@ fn install_subcommand(sub: &str, krate: &str, version: &str) -> Result {
     run(Command::new("cargo").args(["install", krate, "--version", version, "--locked"]))
 }
 
-/// The LLVM tools (llvm-profdata, llvm-cov) of the default toolchain.
-fn install_llvm_tools() -> Result {
-    let installed = output(Command::new("rustup").args(["component", "list", "--installed"]))
-        .unwrap_or_default();
-    if installed.lines().any(|l| l.starts_with("llvm-tools")) {
-        return Ok(());
+/// The LLVM tools (llvm-profdata, llvm-cov) of the default toolchain, or of nightly
+/// (installed by the fuzz step) for branch coverage.
+fn install_llvm_tools(nightly: bool) -> Result {
+    if nightly {
+        crate::install_fuzz_tools()?;
     }
-    step("rustup component add llvm-tools-preview");
-    run(Command::new("rustup").args(["component", "add", "llvm-tools-preview"]))
-}
-
-/// The nightly toolchain (installed by the fuzz step) with its LLVM tools.
-fn install_nightly_llvm_tools() -> Result {
-    crate::install_fuzz_tools()?;
-    let installed = output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        "nightly",
-    ]))
+    let toolchain: &[&str] = if nightly {
+        &["--toolchain", "nightly"]
+    } else {
+        &[]
+    };
+    let installed = output(
+        Command::new("rustup")
+            .args(["component", "list", "--installed"])
+            .args(toolchain),
+    )
     .unwrap_or_default();
     if installed.lines().any(|l| l.starts_with("llvm-tools")) {
         return Ok(());
     }
-    step("rustup component add llvm-tools-preview --toolchain nightly");
-    run(Command::new("rustup").args([
-        "component",
-        "add",
-        "llvm-tools-preview",
-        "--toolchain",
-        "nightly",
-    ]))
-}
-
-/// The main target directory (honours `CARGO_TARGET_DIR`, like `serve`).
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(|d| root.join(d))
-        .unwrap_or_else(|| root.join("target"))
+    step(&format!(
+        "rustup component add llvm-tools-preview {}",
+        toolchain.join(" ")
+    ));
+    run(Command::new("rustup")
+        .args(["component", "add", "llvm-tools-preview"])
+        .args(toolchain))
 }
 
 /// `KEY='value'` lines of `cargo llvm-cov show-env --sh`.
@@ -189,13 +176,9 @@ fn percent(total: u64, missed: u64) -> String {
 pub fn coverage(root: &Path, extra: &[String]) -> Result {
     let branch = extra.first().map(String::as_str) == Some("--branch");
     let extra = if branch { &extra[1..] } else { extra };
-    if branch {
-        install_nightly_llvm_tools()?;
-    } else {
-        install_llvm_tools()?;
-    }
+    install_llvm_tools(branch)?;
     install_subcommand("llvm-cov", "cargo-llvm-cov", LLVM_COV_VERSION)?;
-    let target = target_dir(root);
+    let target = crate::target_dir(root);
     let cov = target.join(if branch {
         "coverage-branch"
     } else {
@@ -405,12 +388,15 @@ pub fn fuzz_campaign(root: &Path, extra: &[String]) -> Result {
 /// are given, `cargo mutants -p arrwdb-core ARGS`), output in target/mutants.
 pub fn mutants(root: &Path, extra: &[String]) -> Result {
     install_subcommand("mutants", "cargo-mutants", MUTANTS_VERSION)?;
-    let out = target_dir(root).join("mutants");
+    let out = crate::target_dir(root).join("mutants");
     let mut command = cargo(root);
     // One build directory across runs (only core is rebuilt per mutant), without debug
     // info: building is most of a mutant's time.
     command
-        .env("CARGO_TARGET_DIR", target_dir(root).join("mutants-build"))
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::target_dir(root).join("mutants-build"),
+        )
         .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .env("CARGO_PROFILE_TEST_DEBUG", "0");
     // `--gitignore=true`: the copy each run tests in leaves out build output (the fuzz
