@@ -10,6 +10,7 @@ mod support;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use arrwdb_core::api::{QuantizationConfig, QuantizationParams};
 use arrwdb_core::index::{
     self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, SearchOptions, VectorStore,
 };
@@ -265,9 +266,15 @@ fn corrupted_bytes_never_panic() {
     println!("hnsw: 400 bit flips, {decoded} decoded, {accepted} passed check");
 }
 
-/// Random vectors for the other metrics.
-fn random_store(metric: Metric, n: usize, dim: usize, seed: u64) -> VectorStore {
-    let mut store = VectorStore::new(dim as u32, metric);
+/// Random vectors for the other metrics, with `quantization`'s codes.
+fn random_store(
+    metric: Metric,
+    n: usize,
+    dim: usize,
+    seed: u64,
+    quantization: QuantizationConfig,
+) -> VectorStore {
+    let mut store = VectorStore::with_quantization(dim as u32, metric, quantization);
     let mut state = seed;
     for _ in 0..n {
         let v: Vec<f32> = (0..dim)
@@ -284,29 +291,83 @@ fn random_store(metric: Metric, n: usize, dim: usize, seed: u64) -> VectorStore 
 #[test]
 fn l2_and_dot_recall_on_random_vectors() {
     let (n, dim, seed) = (3_000, 16, 42);
-    for metric in [Metric::L2, Metric::Dot] {
-        let store = random_store(metric, n + 100, dim, seed);
-        let index = build(&HnswParams::default(), &store, n);
-        let mut live = Bitset::default();
-        (0..n as u32).for_each(|s| live.insert(s));
-        let allowed = Allowed::new(&live, None);
-        let options = SearchOptions {
-            k: K,
-            ef: None,
-            nprobe: None,
-        };
-        let (mut found, mut truth) = (Vec::new(), Vec::new());
-        for q in n..n + 100 {
-            let query = store.query(store.vector(q as u32));
-            let hits = index.search(&store, &query, &allowed, &options);
-            found.push(hits.iter().map(|s| s.slot as usize).collect());
-            let exact = index::exact_search(&store, &query, &allowed, K);
-            truth.push(exact.iter().map(|s| s.slot as usize).collect());
+    let sq8 = QuantizationConfig::Sq8(QuantizationParams { oversample: 4 });
+    for quantization in [QuantizationConfig::None, sq8] {
+        for metric in [Metric::L2, Metric::Dot] {
+            let store = random_store(metric, n + 100, dim, seed, quantization);
+            let index = build(&HnswParams::default(), &store, n);
+            let mut live = Bitset::default();
+            (0..n as u32).for_each(|s| live.insert(s));
+            let allowed = Allowed::new(&live, None);
+            let options = SearchOptions {
+                k: K,
+                ef: None,
+                nprobe: None,
+            };
+            let (mut found, mut truth) = (Vec::new(), Vec::new());
+            for q in n..n + 100 {
+                let query = store.query(store.vector(q as u32));
+                let hits = index.search(&store, &query, &allowed, &options);
+                found.push(hits.iter().map(|s| s.slot as usize).collect());
+                // Exact scores of the full vectors, even when the walk used codes.
+                for h in &hits {
+                    assert_eq!(h.score.to_bits(), store.score(&query, h.slot).to_bits());
+                }
+                let exact = index::exact_search(&store, &query, &allowed, K);
+                truth.push(exact.iter().map(|s| s.slot as usize).collect());
+            }
+            let r = support::recall(&found, &truth, K);
+            println!(
+                "hnsw {metric:?} {quantization:?} recall@{K} on {n} random {dim}-d vectors (seed {seed}) = {r:.4}"
+            );
+            assert!(r >= 0.95, "{metric:?} {quantization:?} recall = {r}");
         }
-        let r = support::recall(&found, &truth, K);
-        println!("hnsw {metric:?} recall@{K} on {n} random {dim}-d vectors (seed {seed}) = {r:.4}");
-        assert!(r >= 0.95, "{metric:?} recall = {r}");
     }
+}
+
+/// With SQ8 codes the graph is built and walked on the codes and the hits rescored with
+/// full vectors: exact scores, best first, recall against the unquantized exact search,
+/// and the same graph when built twice.
+#[test]
+fn sq8_store_walks_codes_and_rescores() {
+    let f = fixture();
+    let sq8 = QuantizationConfig::Sq8(QuantizationParams { oversample: 4 });
+    let mut store = VectorStore::with_quantization(support::DIM as u32, Metric::Cosine, sq8);
+    for slot in 0..N as u32 {
+        store.push(f.store.vector(slot));
+    }
+    assert!(store.codes().is_active());
+    let started = Instant::now();
+    let index = build(&HnswParams::default(), &store, N);
+    println!("hnsw+sq8: built {N} nodes in {:.2?}", started.elapsed());
+    let allowed = Allowed::new(&f.all, None);
+    let options = SearchOptions {
+        k: K,
+        ef: None,
+        nprobe: None,
+    };
+    let (mut found, mut truth) = (Vec::new(), Vec::new());
+    for q in &f.queries {
+        let query = store.query(q);
+        let hits = index.search(&store, &query, &allowed, &options);
+        for pair in hits.windows(2) {
+            assert!(pair[0].rank_cmp(&pair[1]).is_lt(), "hits out of order");
+        }
+        for h in &hits {
+            assert_eq!(h.score.to_bits(), f.store.score(&query, h.slot).to_bits());
+        }
+        found.push(hits.iter().map(|s| s.slot as usize).collect());
+        let exact = index::exact_search(&f.store, &query, &allowed, K);
+        truth.push(exact.iter().map(|s| s.slot as usize).collect());
+    }
+    let r = support::recall(&found, &truth, K);
+    println!("hnsw+sq8 recall@{K} over {N} (default params) = {r:.4}");
+    assert!(r >= 0.95, "recall@{K} = {r}");
+    let small = 3_000;
+    assert_eq!(
+        build(&HnswParams::default(), &store, small),
+        build(&HnswParams::default(), &store, small)
+    );
 }
 
 /// Hits of `vector` as document numbers.

@@ -23,6 +23,12 @@
 //! - **Filtered search**: the layer-0 search walks through every node but only
 //!   collects allowed ones, and widens `ef` by `1 / allowed.fraction()` (capped), so a
 //!   selective filter still fills the result list without post-filtering.
+//! - **SQ8 stores walk their codes**: when the library keeps SQ8 codes
+//!   ([`quant::Sq8Query`]), both the inserts' candidate search and the queries score the
+//!   one-byte codes (a quarter of the memory traffic, which is what a search waits on);
+//!   an insert rescores its candidates with full vectors before choosing neighbours,
+//!   and a query rescores its best `k × oversample` before returning, so returned
+//!   scores are always exact.
 //! - **Speed without changing results**: distances dominate and wait on memory, so a
 //!   search first gathers a node's unvisited neighbours, touches their vectors (one read
 //!   per cache line, so the loads overlap), scores them in one loop, and only then updates
@@ -38,6 +44,7 @@ use alloc::vec::Vec;
 use core::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
+use super::quant;
 use super::rng::splitmix64;
 use super::topk::{Best, Worst};
 use super::{
@@ -80,7 +87,7 @@ pub struct HnswIndex {
 /// lines of a whole batch of neighbours load together before their distances are
 /// computed.
 #[inline]
-fn touch(store: &VectorStore, slot: u32) {
+fn touch_vector(store: &VectorStore, slot: u32) {
     kernels::prefetch(store.vector(slot));
 }
 
@@ -499,7 +506,7 @@ impl HnswIndex {
         let deleted = &self.deleted;
         let any_live = links.iter().any(|&l| !deleted.contains(l));
         for &l in links.iter() {
-            touch(store, l);
+            touch_vector(store, l);
         }
         s.scored.clear();
         s.scored.extend(
@@ -517,6 +524,79 @@ impl HnswIndex {
         self.set_neighbours(node, layer, &s.kept);
     }
 
+    /// Links the new node `slot` of `level` on every layer it reaches, searching from
+    /// `entry` with `score`; with `rescore`, the candidates found are scored again
+    /// against that query with full vectors before the neighbours are chosen.
+    #[allow(clippy::too_many_arguments)]
+    fn link_new(
+        &mut self,
+        store: &VectorStore,
+        slot: u32,
+        level: u8,
+        entry: u32,
+        score: &impl Fn(u32) -> f32,
+        touch: &impl Fn(u32),
+        rescore: Option<&QueryVector<'_>>,
+    ) {
+        let mut s = core::mem::take(&mut *self.scratch);
+        let mut best = Scored {
+            score: score(entry),
+            slot: entry,
+        };
+        let top = usize::from(self.max_level);
+        let level_us = usize::from(level);
+        for layer in (level_us + 1..=top).rev() {
+            best = self.greedy(score, touch, best, layer, &mut s.heaps.scores);
+        }
+        let ef = (self.params.ef_construction as usize).max(self.m());
+        s.entries.clear();
+        s.entries.push(best);
+        let everything = |_: u32| true;
+        for layer in (0..=level_us.min(top)).rev() {
+            s.visited.reset(self.len());
+            self.search_layer(
+                score,
+                &everything,
+                touch,
+                &s.entries,
+                ef,
+                layer,
+                &mut s.visited,
+                &mut s.heaps,
+                &mut s.found,
+            );
+            let deleted = &self.deleted;
+            let any_live = s
+                .found
+                .iter()
+                .any(|f| f.slot != slot && !deleted.contains(f.slot));
+            s.pool.clear();
+            s.pool.extend(
+                s.found
+                    .iter()
+                    .filter(|f| f.slot != slot && (!any_live || !deleted.contains(f.slot))),
+            );
+            if let Some(query) = rescore {
+                for p in &s.pool {
+                    touch_vector(store, p.slot);
+                }
+                for p in &mut s.pool {
+                    p.score = store.score(query, p.slot);
+                }
+                s.pool.sort_unstable_by(Scored::rank_cmp);
+            }
+            Self::select(store, &s.pool, self.m(), &mut s.chosen);
+            self.set_neighbours(slot, layer, &s.chosen);
+            let chosen = core::mem::take(&mut s.chosen);
+            for &n in &chosen {
+                self.link(store, n, layer, slot, &mut s);
+            }
+            s.chosen = chosen;
+            core::mem::swap(&mut s.entries, &mut s.found);
+        }
+        *self.scratch = s;
+    }
+
     /// Appends an unlinked node of `level` for `slot` (which must be `self.len()`).
     fn push_node(&mut self, level: u8) {
         let offset = self.upper.len();
@@ -526,32 +606,26 @@ impl HnswIndex {
         self.upper
             .resize(offset + usize::from(level) * self.stride(1), 0);
     }
-}
 
-impl IndexRead for HnswIndex {
-    fn search(
+    /// The search proper: greedy descent from `entry` through the upper layers, then a
+    /// best-first search of layer 0 with `ef` widened for a filter; returns its `ef`
+    /// best allowed nodes by `score`, best first.
+    fn walk(
         &self,
-        store: &VectorStore,
-        query: &QueryVector<'_>,
+        score: &impl Fn(u32) -> f32,
+        touch: &impl Fn(u32),
+        entry: u32,
+        nodes: usize,
         allowed: &Allowed<'_>,
         options: &SearchOptions,
     ) -> Vec<Scored> {
-        let Some(entry) = self.entry else {
-            return Vec::new();
-        };
-        let nodes = self.len().min(store.len());
-        if options.k == 0 || (entry as usize) >= nodes || allowed.count() == 0 {
-            return Vec::new();
-        }
-        let score = |slot: u32| store.score(query, slot);
         let mut best = Scored {
             score: score(entry),
             slot: entry,
         };
-        let touch = |slot: u32| touch(store, slot);
         let mut heaps = Heaps::default();
         for layer in (1..=usize::from(self.max_level)).rev() {
-            best = self.greedy(&score, &touch, best, layer, &mut heaps.scores);
+            best = self.greedy(score, touch, best, layer, &mut heaps.scores);
         }
         let ef = options.ef.map_or(self.params.ef_search, |ef| ef.max(1)) as usize;
         let mut ef = ef.max(options.k);
@@ -572,9 +646,9 @@ impl IndexRead for HnswIndex {
         heaps.results.reserve(ef + 1);
         let mut found = Vec::with_capacity(ef);
         self.search_layer(
-            &score,
+            score,
             &admit,
-            &touch,
+            touch,
             &[best],
             ef,
             0,
@@ -582,6 +656,49 @@ impl IndexRead for HnswIndex {
             &mut heaps,
             &mut found,
         );
+        found
+    }
+}
+
+impl IndexRead for HnswIndex {
+    fn search(
+        &self,
+        store: &VectorStore,
+        query: &QueryVector<'_>,
+        allowed: &Allowed<'_>,
+        options: &SearchOptions,
+    ) -> Vec<Scored> {
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        let nodes = self.len().min(store.len());
+        if options.k == 0 || (entry as usize) >= nodes || allowed.count() == 0 {
+            return Vec::new();
+        }
+        // A store with SQ8 codes is walked on its codes (a quarter of the bytes per
+        // visit), and the best `k × oversample` found are rescored with full vectors.
+        if let Some(approx) = quant::Sq8Query::new(store, query) {
+            let score = |slot: u32| approx.score(slot);
+            let touch = |slot: u32| kernels::prefetch_bytes(approx.row(slot));
+            let mut found = self.walk(&score, &touch, entry, nodes, allowed, options);
+            let rescored = options
+                .k
+                .saturating_mul(store.codes().oversample() as usize)
+                .max(options.k);
+            found.truncate(rescored);
+            for f in &mut found {
+                touch_vector(store, f.slot);
+            }
+            for f in &mut found {
+                f.score = store.score(query, f.slot);
+            }
+            found.sort_unstable_by(Scored::rank_cmp);
+            found.truncate(options.k);
+            return found;
+        }
+        let score = |slot: u32| store.score(query, slot);
+        let touch = |slot: u32| touch_vector(store, slot);
+        let mut found = self.walk(&score, &touch, entry, nodes, allowed, options);
         found.truncate(options.k);
         found
     }
@@ -676,56 +793,28 @@ impl IndexWrite for HnswIndex {
             return;
         };
         let query = store.query(store.vector(slot));
-        let score = |other: u32| store.score(&query, other);
-        let touch = |other: u32| touch(store, other);
-        let mut s = core::mem::take(&mut *self.scratch);
-        let mut best = Scored {
-            score: score(entry),
-            slot: entry,
-        };
-        let top = usize::from(self.max_level);
-        let level_us = usize::from(level);
-        for layer in (level_us + 1..=top).rev() {
-            best = self.greedy(&score, &touch, best, layer, &mut s.heaps.scores);
+        // With SQ8 codes the candidate search walks the codes (as queries do) and only
+        // the candidates kept for linking are rescored with full vectors.
+        match quant::Sq8Query::new(store, &query) {
+            Some(approx) => self.link_new(
+                store,
+                slot,
+                level,
+                entry,
+                &|other| approx.score(other),
+                &|other| kernels::prefetch_bytes(approx.row(other)),
+                Some(&query),
+            ),
+            None => self.link_new(
+                store,
+                slot,
+                level,
+                entry,
+                &|other| store.score(&query, other),
+                &|other| touch_vector(store, other),
+                None,
+            ),
         }
-        let ef = (self.params.ef_construction as usize).max(self.m());
-        s.entries.clear();
-        s.entries.push(best);
-        let everything = |_: u32| true;
-        for layer in (0..=level_us.min(top)).rev() {
-            s.visited.reset(self.len());
-            self.search_layer(
-                &score,
-                &everything,
-                &touch,
-                &s.entries,
-                ef,
-                layer,
-                &mut s.visited,
-                &mut s.heaps,
-                &mut s.found,
-            );
-            let deleted = &self.deleted;
-            let any_live = s
-                .found
-                .iter()
-                .any(|f| f.slot != slot && !deleted.contains(f.slot));
-            s.pool.clear();
-            s.pool.extend(
-                s.found
-                    .iter()
-                    .filter(|f| f.slot != slot && (!any_live || !deleted.contains(f.slot))),
-            );
-            Self::select(store, &s.pool, self.m(), &mut s.chosen);
-            self.set_neighbours(slot, layer, &s.chosen);
-            let chosen = core::mem::take(&mut s.chosen);
-            for &n in &chosen {
-                self.link(store, n, layer, slot, &mut s);
-            }
-            s.chosen = chosen;
-            core::mem::swap(&mut s.entries, &mut s.found);
-        }
-        *self.scratch = s;
         if level > self.max_level {
             self.entry = Some(slot);
             self.max_level = level;

@@ -1,23 +1,29 @@
-//! Per-library quantization of the stored vectors, read by the exact scan.
+//! Per-library quantization of the stored vectors, read by the exact scan and the HNSW
+//! walk.
 //!
 //! A quantized library keeps compact codes next to its full vectors, inside the
 //! [`super::VectorStore`], so snapshots carry them and loading never recomputes them.
 //! The exact scan ([`super::exact_search`], used by `flat`, by the engine's path for
 //! very selective filters, and by the fallbacks of other indexes) then scores the codes
 //! of every allowed slot, keeps the best `k × oversample` candidates, rescores those
-//! with the full vectors and returns the exact best `k` of them. The full vectors stay
-//! (they are needed for that rescoring), so a quantized library uses more memory, not
-//! less: `4·dim` bytes plus `dim` (SQ8) or `dim / 8` (binary) bytes per vector; what it
-//! saves is memory bandwidth during the scan. Graph, tree, hash and IVF indexes keep
-//! scoring full vectors (IVF has its own product quantization).
+//! with the full vectors and returns the exact best `k` of them. HNSW does the same
+//! with SQ8 codes ([`Sq8Query`]): its graph is built and searched on the codes, and the
+//! best `k × oversample` of a search are rescored. The full vectors stay (they are
+//! needed for that rescoring), so a quantized library uses more memory, not less:
+//! `4·dim` bytes plus `dim` (SQ8) or `dim / 8` (binary) bytes per vector; what it saves
+//! is memory bandwidth — a quarter of the bytes per visited vector with SQ8, which
+//! makes HNSW searches and builds about twice as fast at the same recall
+//! (docs/benchmarks.md). Tree, hash and IVF indexes keep scoring full vectors (IVF has
+//! its own product quantization).
 //!
 //! - **SQ8**: one byte per dimension, `min + code · scale` with a per-dimension range.
 //!   The range is trained once, deterministically, on the first
 //!   [`SQ8_TRAIN_AT`] rows (deleted ones included, since their rows stay); every
 //!   existing row is then encoded, and later rows are encoded on push, clamped to the
-//!   range. Until then the store answers exactly. The query stays in `f32`; codes are
-//!   dequantized on the fly (`q·min + Σ q_i·scale_i·code_i` for dot and cosine, the
-//!   latter divided by the row's exact norm; `Σ (q_i − min_i − scale_i·code_i)²` for L2).
+//!   range. Until then the store answers exactly. Codes are scored without decoding
+//!   them: `q·min + Σ q_i·scale_i·code_i` for dot and cosine (the latter divided by the
+//!   row's exact norm), the sum taken in integers against the query's weights rounded
+//!   to `i16` ([`Sq8Query`]); `Σ (q_i − min_i − scale_i·code_i)²` in `f32` for L2.
 //! - **Binary**: one bit per dimension (`x > 0`), no training. The approximate
 //!   similarity is `dim − 2·hamming` for cosine and dot; for L2 the Hamming distance is
 //!   the distance. It is coarse, so it needs a larger `oversample`.
@@ -28,6 +34,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 use super::{Allowed, QueryVector, Scored, TopK, VectorStore};
+use crate::kernels;
 use crate::model::{Metric, QuantizationConfig, QuantizationParams};
 
 /// Number of rows an SQ8 store waits for before training its ranges.
@@ -88,6 +95,15 @@ impl QuantizedCodes {
             QuantizedCodes::Binary(c) => QuantizationConfig::Binary(QuantizationParams {
                 oversample: c.oversample,
             }),
+        }
+    }
+
+    /// Candidates kept per result before rescoring (1 without codes).
+    pub fn oversample(&self) -> u32 {
+        match self {
+            QuantizedCodes::None => 1,
+            QuantizedCodes::Sq8(c) => c.oversample,
+            QuantizedCodes::Binary(c) => c.oversample,
         }
     }
 
@@ -201,21 +217,123 @@ fn sign_bits(x: &[f32]) -> u64 {
 
 const LANES: usize = 8;
 
-/// `Σ w_i · c_i`.
-#[inline]
-fn weighted_sum(w: &[f32], c: &[u8]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (cw, cc) = (w.chunks_exact(LANES), c.chunks_exact(LANES));
-    let (rw, rc) = (cw.remainder(), cc.remainder());
-    for (x, y) in cw.zip(cc) {
-        for i in 0..LANES {
-            acc[i] += x[i] * f32::from(y[i]);
+/// Largest `|w|` of an integer weight.
+const WEIGHT_MAX: f32 = 32767.0;
+/// Bound of `Σ |w_i| · 255` (the largest sum of an integer dot), under `i32::MAX`
+/// with room for the rounding of every weight.
+const SUM_MAX: f32 = 2.0e9;
+
+/// A query prepared for scoring SQ8 codes: the scan of [`search`] and the graph walk of
+/// [`super::hnsw`] when the store is quantized.
+///
+/// For dot and cosine, `q · (min + scale ⊙ code) = q·min + Σ (q_i·scale_i)·code_i`; the
+/// weights `q_i·scale_i` are rounded to `i16` with one step per query, chosen so that no
+/// weight exceeds `±32767` and `Σ |w_i|·255` stays below `2·10⁹`, so the integer sum
+/// ([`kernels::dot_u8_i16`]) never overflows and is the same in every runtime whatever
+/// order SIMD adds in. The rounding error (at most half a step per weight) is far below
+/// the codes' own error (half a code step per dimension), and results are rescored with
+/// full vectors anyway. L2 uses the `f32` residual `Σ (q_i − min_i − scale_i·code_i)²`.
+#[derive(Debug)]
+pub struct Sq8Query<'a> {
+    store: &'a VectorStore,
+    codes: &'a Sq8Codes,
+    dim: usize,
+    approx: Approx,
+}
+
+#[derive(Debug)]
+enum Approx {
+    Dot {
+        weights: Vec<i16>,
+        step: f32,
+        base: f32,
+        cosine: bool,
+    },
+    L2 {
+        residual: Vec<f32>,
+    },
+}
+
+impl<'a> Sq8Query<'a> {
+    /// `None` unless `store` keeps trained SQ8 codes.
+    pub fn new(store: &'a VectorStore, query: &QueryVector<'_>) -> Option<Self> {
+        let QuantizedCodes::Sq8(codes) = &store.codes else {
+            return None;
+        };
+        if codes.min.is_empty() {
+            return None;
+        }
+        let dim = store.dimension();
+        let q = query.vector;
+        let approx = match store.metric {
+            Metric::Dot | Metric::Cosine => {
+                let real: Vec<f32> = q.iter().zip(&codes.scale).map(|(x, s)| x * s).collect();
+                let largest = real.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+                let total: f32 = real.iter().map(|w| w.abs()).sum();
+                let step = (largest / WEIGHT_MAX).max(total * 255.0 / SUM_MAX);
+                // An overflowing query (validated vectors are finite, but their products
+                // may not be) walks on `base` alone; rescoring still ranks exactly.
+                let step = if step.is_finite() { step } else { 0.0 };
+                let weights = real
+                    .iter()
+                    .map(|&w| {
+                        if step > 0.0 {
+                            // `as i16` saturates (and maps NaN to 0).
+                            libm::floorf(w / step + 0.5) as i16
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                Approx::Dot {
+                    weights,
+                    step,
+                    base: q.iter().zip(&codes.min).map(|(x, m)| x * m).sum(),
+                    cosine: store.metric == Metric::Cosine,
+                }
+            }
+            Metric::L2 => Approx::L2 {
+                residual: q.iter().zip(&codes.min).map(|(x, m)| x - m).collect(),
+            },
+        };
+        Some(Sq8Query {
+            store,
+            codes,
+            dim,
+            approx,
+        })
+    }
+
+    /// The codes of `slot` (a slot of the store).
+    #[inline]
+    pub fn row(&self, slot: u32) -> &'a [u8] {
+        let start = slot as usize * self.dim;
+        &self.codes.codes[start..start + self.dim]
+    }
+
+    /// Approximate similarity of the query to `slot`, higher is closer (as
+    /// [`VectorStore::score`]).
+    #[inline]
+    pub fn score(&self, slot: u32) -> f32 {
+        let row = self.row(slot);
+        match &self.approx {
+            Approx::Dot {
+                weights,
+                step,
+                base,
+                cosine,
+            } => {
+                let sum = kernels::dot_u8_i16(row, weights);
+                let score = base + step * sum as f32;
+                if *cosine {
+                    score / self.store.norms[slot as usize]
+                } else {
+                    score
+                }
+            }
+            Approx::L2 { residual } => -residual_l2(residual, &self.codes.scale, row),
         }
     }
-    for (i, (x, y)) in rw.iter().zip(rc).enumerate() {
-        acc[i] += x * f32::from(*y);
-    }
-    acc.iter().sum()
 }
 
 /// `Σ (r_i − s_i · c_i)²`.
@@ -264,32 +382,14 @@ pub(super) fn search(
     let mut candidates = TopK::new(wanted);
     match &store.codes {
         QuantizedCodes::None => return None,
-        QuantizedCodes::Sq8(c) => {
-            let q = query.vector;
-            let rows = c.codes.chunks_exact(dim.max(1));
-            match store.metric {
-                Metric::Dot | Metric::Cosine => {
-                    let weights: Vec<f32> = q.iter().zip(&c.scale).map(|(x, s)| x * s).collect();
-                    let base: f32 = q.iter().zip(&c.min).map(|(x, m)| x * m).sum();
-                    let cosine = store.metric == Metric::Cosine;
-                    for (slot, row) in (0..len).zip(rows) {
-                        if allowed.contains(slot) {
-                            let mut score = base + weighted_sum(&weights, row);
-                            if cosine {
-                                score /= store.norms[slot as usize];
-                            }
-                            candidates.push(Scored { score, slot });
-                        }
-                    }
-                }
-                Metric::L2 => {
-                    let residual: Vec<f32> = q.iter().zip(&c.min).map(|(x, m)| x - m).collect();
-                    for (slot, row) in (0..len).zip(rows) {
-                        if allowed.contains(slot) {
-                            let score = -residual_l2(&residual, &c.scale, row);
-                            candidates.push(Scored { score, slot });
-                        }
-                    }
+        QuantizedCodes::Sq8(_) => {
+            let approx = Sq8Query::new(store, query)?;
+            for slot in 0..len {
+                if allowed.contains(slot) {
+                    candidates.push(Scored {
+                        score: approx.score(slot),
+                        slot,
+                    });
                 }
             }
         }
@@ -318,4 +418,87 @@ pub(super) fn search(
         });
     }
     Some(top.into_sorted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::QuantizationParams;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    /// A trained SQ8 store of `rows` (at least [`SQ8_TRAIN_AT`] of them).
+    fn trained(rows: &[Vec<f32>], metric: Metric) -> VectorStore {
+        let dim = rows[0].len() as u32;
+        let config = QuantizationConfig::Sq8(QuantizationParams { oversample: 4 });
+        let mut store = VectorStore::with_quantization(dim, metric, config);
+        for _ in 0..SQ8_TRAIN_AT / rows.len() + 1 {
+            for r in rows {
+                store.push(r);
+            }
+        }
+        store
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The integer weights never overflow the `i32` sum, whatever the query's
+        /// magnitudes and the dimension, and the approximate score stays within the
+        /// rounding bound of the dequantized dot product.
+        #[test]
+        fn integer_weights_never_overflow_and_stay_close(
+            dim in 1usize..1200,
+            scale in prop_oneof![Just(1.0e-30f32), Just(1.0f32), Just(1.0e15f32)],
+            seed in any::<u64>(),
+        ) {
+            let mut state = seed;
+            let mut next = || {
+                state = crate::index::rng::splitmix64(state);
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            };
+            let rows: Vec<Vec<f32>> = (0..8).map(|_| (0..dim).map(|_| next()).collect()).collect();
+            let query: Vec<f32> = (0..dim).map(|_| next() * scale).collect();
+            let store = trained(&rows, Metric::Dot);
+            let q = store.query(&query);
+            let approx = Sq8Query::new(&store, &q).expect("trained");
+            let Approx::Dot { weights, step, base, .. } = &approx.approx else {
+                panic!("dot metric");
+            };
+            let QuantizedCodes::Sq8(codes) = &store.codes else { panic!("sq8") };
+            for slot in 0..8u32 {
+                let row = approx.row(slot);
+                let wide: i64 = row.iter().zip(weights).map(|(&c, &w)| i64::from(c) * i64::from(w)).sum();
+                prop_assert_eq!(i64::from(kernels::dot_u8_i16(row, weights)), wide);
+                // Against the dequantized vector in f64: the weights' rounding (half a
+                // step each, times the code) plus the f32 rounding of the terms.
+                let exact: f64 = query.iter().zip(row).enumerate().map(|(i, (&x, &c))| {
+                    f64::from(x) * (f64::from(codes.min[i]) + f64::from(codes.scale[i]) * f64::from(c))
+                }).sum();
+                let bound = f64::from(*step) * 0.5 * row.iter().map(|&c| f64::from(c)).sum::<f64>()
+                    + 1e-4 * (query.iter().map(|x| f64::from(x.abs())).sum::<f64>() + f64::from(base.abs()));
+                let got = f64::from(approx.score(slot));
+                prop_assert!((got - exact).abs() <= bound, "{} vs {} (bound {})", got, exact, bound);
+            }
+        }
+    }
+
+    /// A query whose weights overflow `f32` still scores (on `base`) without panicking.
+    #[test]
+    fn overflowing_query_walks_on_base() {
+        let rows = vec![
+            vec![1.0e30f32, -1.0e30, 3.0],
+            vec![-1.0e30f32, 1.0e30, -3.0],
+        ];
+        let store = trained(&rows, Metric::Dot);
+        let query = [3.0e38f32, 3.0e38, 3.0e38];
+        let q = store.query(&query);
+        let approx = Sq8Query::new(&store, &q).expect("trained");
+        let Approx::Dot { step, weights, .. } = &approx.approx else {
+            panic!("dot metric");
+        };
+        assert_eq!(*step, 0.0);
+        assert!(weights.iter().all(|&w| w == 0));
+        let _ = approx.score(0);
+    }
 }

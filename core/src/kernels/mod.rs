@@ -115,11 +115,39 @@ pub fn l2_squared_portable(a: &[f32], b: &[f32]) -> f32 {
 /// elsewhere (wasm has none) a read of one word per cache line. Changes no result.
 #[inline]
 pub fn prefetch(data: &[f32]) {
-    if !simd::prefetch(data) {
+    if !simd::prefetch(data.as_ptr().cast(), 4 * data.len()) {
         for &x in data.iter().step_by(LANES) {
             core::hint::black_box(x);
         }
     }
+}
+
+/// [`prefetch`] for a row of byte codes (SQ8).
+#[inline]
+pub fn prefetch_bytes(data: &[u8]) {
+    if !simd::prefetch(data.as_ptr(), data.len()) {
+        for &x in data.iter().step_by(64) {
+            core::hint::black_box(x);
+        }
+    }
+}
+
+/// `Σ codes[i] · weights[i]` in wrapping `i32` arithmetic over equally long slices: the
+/// SQ8 scan's kernel ([`crate::index::quant`]). Integer sums do not depend on their
+/// order, so every SIMD path gives the same value as this loop by construction; the
+/// caller scales the weights so that the sum cannot overflow.
+#[inline]
+pub fn dot_u8_i16(codes: &[u8], weights: &[i16]) -> i32 {
+    debug_assert_eq!(codes.len(), weights.len());
+    simd::dot_u8_i16(codes, weights).unwrap_or_else(|| dot_u8_i16_portable(codes, weights))
+}
+
+/// [`dot_u8_i16`] as a plain loop.
+#[inline]
+pub fn dot_u8_i16_portable(codes: &[u8], weights: &[i16]) -> i32 {
+    codes.iter().zip(weights).fold(0i32, |acc, (&c, &w)| {
+        acc.wrapping_add(i32::from(c) * i32::from(w))
+    })
 }
 
 /// Euclidean norm.
@@ -190,6 +218,22 @@ mod tests {
                     Some(l2_squared_portable(&a, &b).to_bits())
                 );
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The SIMD integer kernel (AVX2 or simd128) sums exactly what the loop sums.
+        #[test]
+        fn integer_kernel_matches_portable(
+            pairs in proptest::collection::vec((any::<u8>(), any::<i16>()), 0..1000)
+        ) {
+            let (codes, weights): (Vec<u8>, Vec<i16>) = pairs.into_iter().unzip();
+            prop_assert_eq!(
+                dot_u8_i16(&codes, &weights),
+                dot_u8_i16_portable(&codes, &weights)
+            );
         }
     }
 

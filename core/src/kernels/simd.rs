@@ -17,30 +17,28 @@
 //! Functions return `None` where no explicit version applies.
 #![allow(unsafe_code)]
 
-pub use imp::{dot, l2_squared};
+pub use imp::{dot, dot_u8_i16, l2_squared};
 
-/// Asks the CPU to start loading every cache line of `data` (see
+/// Asks the CPU to start loading every cache line of the `bytes` bytes at `start` (see
 /// [`super::prefetch`]). On x86-64 a `prefetcht0` per 64 bytes: it never faults and
 /// nothing waits for it, so a whole batch of vectors is requested at once. Returns
 /// `false` where there is no such instruction.
 #[inline]
-pub fn prefetch(data: &[f32]) -> bool {
+pub fn prefetch(start: *const u8, bytes: usize) -> bool {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
     {
         use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let lines = data.len().div_ceil(16);
-        let start = data.as_ptr().cast::<i8>();
-        for line in 0..lines {
-            // SAFETY: a prefetch never faults and reads nothing architecturally; the
-            // address is within `data` anyway (`line * 64 < 4 * data.len()`). SSE is
-            // enabled at compile time (the x86-64 baseline).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line * 64)) };
+        for line in 0..bytes.div_ceil(64) {
+            // SAFETY: a prefetch never faults and reads nothing architecturally, whatever
+            // the address; the callers pass the start and length of a slice anyway. SSE
+            // is enabled at compile time (the x86-64 baseline).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line * 64).cast::<i8>()) };
         }
         true
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     {
-        let _ = data;
+        let _ = (start, bytes);
         false
     }
 }
@@ -91,6 +89,45 @@ mod imp {
     #[inline]
     pub fn l2_squared(a: &[f32], b: &[f32]) -> Option<f32> {
         l2_squared_at(level(), a, b)
+    }
+
+    /// `Σ codes[i] · weights[i]` with AVX2 when the CPU has it (AVX-512 implies it).
+    #[inline]
+    pub fn dot_u8_i16(codes: &[u8], weights: &[i16]) -> Option<i32> {
+        if level() >= AVX2 {
+            // SAFETY: `level` says the CPU reported AVX2 (AVX512 is only chosen on CPUs
+            // that report AVX-512F, which all have AVX2).
+            Some(unsafe { dot_u8_i16_avx2(codes, weights) })
+        } else {
+            None
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn dot_u8_i16_avx2(codes: &[u8], weights: &[i16]) -> i32 {
+        let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (cc, cw) = (codes.chunks_exact(32), weights.chunks_exact(32));
+        let (rc, rw) = (cc.remainder(), cw.remainder());
+        for (c, w) in cc.zip(cw) {
+            // SAFETY: `c` holds 32 bytes (two 16-byte loads at 0 and 16) and `w` 32
+            // `i16`s (two 32-byte loads at 0 and 16); unaligned loads.
+            let (c0, c1, w0, w1) = unsafe {
+                (
+                    _mm_loadu_si128(c.as_ptr().cast()),
+                    _mm_loadu_si128(c.as_ptr().add(16).cast()),
+                    _mm256_loadu_si256(w.as_ptr().cast()),
+                    _mm256_loadu_si256(w.as_ptr().add(16).cast()),
+                )
+            };
+            // Codes widen to 16 bits (0..=255), pairs of products add into 32 bits.
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_cvtepu8_epi16(c0), w0));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_cvtepu8_epi16(c1), w1));
+        }
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` has room for the 8 `i32`s stored.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_add_epi32(lo, hi)) };
+        let tail = super::super::dot_u8_i16_portable(rc, rw);
+        lanes.iter().fold(tail, |acc, &x| acc.wrapping_add(x))
     }
 
     /// The levels this CPU supports (for the tests).
@@ -295,6 +332,35 @@ mod imp {
         Some(finish_l2(lanes([a0, a1, a2, a3]), ra, rb))
     }
 
+    /// `Σ codes[i] · weights[i]` in `simd128`.
+    #[inline]
+    pub fn dot_u8_i16(codes: &[u8], weights: &[i16]) -> Option<i32> {
+        let mut acc = i32x4_splat(0);
+        let (cc, cw) = (codes.chunks_exact(16), weights.chunks_exact(16));
+        let (rc, rw) = (cc.remainder(), cw.remainder());
+        for (c, w) in cc.zip(cw) {
+            // SAFETY: `c` holds 16 bytes and `w` 16 `i16`s (loads at 0 and 8); wasm
+            // loads need no alignment.
+            let (c, w0, w1) = unsafe {
+                (
+                    v128_load(c.as_ptr().cast::<v128>()),
+                    v128_load(w.as_ptr().cast::<v128>()),
+                    v128_load(w.as_ptr().add(8).cast::<v128>()),
+                )
+            };
+            let lo = i32x4_dot_i16x8(u16x8_extend_low_u8x16(c), w0);
+            let hi = i32x4_dot_i16x8(u16x8_extend_high_u8x16(c), w1);
+            acc = i32x4_add(acc, i32x4_add(lo, hi));
+        }
+        let tail = super::super::dot_u8_i16_portable(rc, rw);
+        Some(
+            tail.wrapping_add(i32x4_extract_lane::<0>(acc))
+                .wrapping_add(i32x4_extract_lane::<1>(acc))
+                .wrapping_add(i32x4_extract_lane::<2>(acc))
+                .wrapping_add(i32x4_extract_lane::<3>(acc)),
+        )
+    }
+
     #[cfg(test)]
     pub fn levels() -> alloc::vec::Vec<u8> {
         alloc::vec![0]
@@ -325,6 +391,12 @@ mod imp {
     /// No explicit version: the portable loop runs.
     #[inline(always)]
     pub fn l2_squared(_: &[f32], _: &[f32]) -> Option<f32> {
+        None
+    }
+
+    /// No explicit version: the portable loop runs.
+    #[inline(always)]
+    pub fn dot_u8_i16(_: &[u8], _: &[i16]) -> Option<i32> {
         None
     }
 
