@@ -381,13 +381,16 @@ def ratios(threads, n):
             return
         add(f"{label} at recall@10 ≥ {target} (peer's point: {r:.4f})", o, t, key=result)
 
-    ours_hnsw = curve("arrwdb", "hnsw", "native")
-    for target in (0.90, 0.95, 0.99):
-        for peer in ("hnswlib", "faiss", "usearch"):
-            theirs = curve(peer, "hnsw", "native")
-            for key, label in (("qps", "1 thread"), ("qps_mt", f"{threads} threads")):
-                compare(f"hnsw QPS, {label}, vs {peer}", ours_hnsw, theirs, target, key,
-                        f"hnsw_{key}_{target}_{peer}")
+    # arrwDB's HNSW twice: on full vectors ("hnsw") and on SQ8 codes with rescoring
+    # ("hnsw+sq8"), each against the peers' full-vector HNSW at equal recall.
+    for index in ("hnsw", "hnsw+sq8"):
+        ours_hnsw = curve("arrwdb", index, "native")
+        for target in (0.90, 0.95, 0.99):
+            for peer in ("hnswlib", "faiss", "usearch"):
+                theirs = curve(peer, "hnsw", "native")
+                for key, label in (("qps", "1 thread"), ("qps_mt", f"{threads} threads")):
+                    compare(f"{index} QPS, {label}, vs {peer}", ours_hnsw, theirs, target,
+                            key, f"{index}_{key}_{target}_{peer}")
     for index in ("ivf", "ivfpq"):
         theirs = curve("faiss", index, "native")
         ours = curve("arrwdb", index, "native")
@@ -399,20 +402,22 @@ def ratios(threads, n):
     if flat_ours and flat_faiss:
         add("flat QPS, 1 thread, vs faiss IndexFlatIP (batched)", flat_ours[0]["qps"],
             flat_faiss[0]["qps"])
-    for peer in ("hnswlib", "faiss", "usearch"):
-        theirs = curve(peer, "hnsw", "native")
-        if ours_hnsw and theirs:
-            add(f"hnsw build throughput (vectors/s, 1 thread, wall), vs {peer}",
-                n / ours_hnsw[0]["build_s"], n / theirs[0]["build_s"],
-                key=f"hnsw_build_wall_{peer}")
-            if ours_hnsw[0].get("build_cpu_s") and theirs[0].get("build_cpu_s"):
-                add(f"hnsw build throughput (vectors per CPU second), vs {peer}",
-                    n / ours_hnsw[0]["build_cpu_s"], n / theirs[0]["build_cpu_s"],
-                    key=f"hnsw_build_{peer}")
-            else:
-                results[f"hnsw_build_{peer}"] = results[f"hnsw_build_wall_{peer}"]
-            add(f"hnsw bytes/vector, vs {peer}", ours_hnsw[0]["bytes_per_vector"],
-                theirs[0]["bytes_per_vector"])
+    for index in ("hnsw", "hnsw+sq8"):
+        ours_hnsw = curve("arrwdb", index, "native")
+        for peer in ("hnswlib", "faiss", "usearch"):
+            theirs = curve(peer, "hnsw", "native")
+            if ours_hnsw and theirs:
+                add(f"{index} build throughput (vectors/s, 1 thread, wall), vs {peer}",
+                    n / ours_hnsw[0]["build_s"], n / theirs[0]["build_s"],
+                    key=f"{index}_build_wall_{peer}")
+                if ours_hnsw[0].get("build_cpu_s") and theirs[0].get("build_cpu_s"):
+                    add(f"{index} build throughput (vectors per CPU second), vs {peer}",
+                        n / ours_hnsw[0]["build_cpu_s"], n / theirs[0]["build_cpu_s"],
+                        key=f"{index}_build_{peer}")
+                else:
+                    results[f"{index}_build_{peer}"] = results[f"{index}_build_wall_{peer}"]
+                add(f"{index} bytes/vector, vs {peer}", ours_hnsw[0]["bytes_per_vector"],
+                    theirs[0]["bytes_per_vector"])
     # wasm in Node: the npm package against each wasm peer on equal n: HNSW peers at
     # equal recall against arrwdb's hnsw, exact peers (brute force, voy's kd-tree, exact
     # in 384 dimensions) against arrwdb's flat.
@@ -422,19 +427,20 @@ def ratios(threads, n):
             theirs = [r for r in node if r["engine"] == peer and r.get("n") == size]
             ours = {index: [r for r in node if r["engine"] == "arrwdb-wasm"
                             and r["index"] == index and r.get("n") == size]
-                    for index in ("hnsw", "flat")}
+                    for index in ("hnsw", "hnsw+sq8", "flat")}
             if theirs[0]["index"] != "hnsw":
                 if ours["flat"]:
                     add(f"Node exact search QPS (n={size}), arrwdb flat vs {peer} "
                         f"{theirs[0]['index']}", ours["flat"][0]["qps"], theirs[0]["qps"])
                 continue
-            for target in (0.90, 0.95):
-                compare(f"Node wasm QPS (n={size}), arrwdb hnsw vs {peer}", ours["hnsw"],
-                        theirs, target, result=f"node_{target}_{peer}")
-            if ours["hnsw"]:
-                add(f"Node wasm hnsw build throughput (vectors/s, n={size}), vs {peer}",
-                    size / ours["hnsw"][0]["build_s"], size / theirs[0]["build_s"],
-                    key=f"node_build_{peer}")
+            for index in ("hnsw", "hnsw+sq8"):
+                for target in (0.90, 0.95):
+                    compare(f"Node wasm QPS (n={size}), arrwdb {index} vs {peer}",
+                            ours[index], theirs, target, result=f"node_{index}_{target}_{peer}")
+                if ours[index]:
+                    add(f"Node wasm {index} build throughput (vectors/s, n={size}), vs {peer}",
+                        size / ours[index][0]["build_s"], size / theirs[0]["build_s"],
+                        key=f"node_{index}_build_{peer}")
     return lines, results
 
 
@@ -459,15 +465,19 @@ def targets(results, sq8):
         return "met" if value >= goal else f"missed by {(1 - value / goal) * 100:.0f}%"
 
     lines = ["| target | measured | verdict |", "|---|---|---|"]
-    v = results.get("hnsw_qps_0.95_hnswlib")
-    lines.append(f"| native hnsw 1-thread QPS at recall@10 ≥ 0.95 ≥ 1.2× hnswlib | "
-                 f"{fmt_ratio(v)} | {verdict(v, 1.2)} |")
-    v = results.get("hnsw_build_hnswlib")
-    lines.append(f"| hnsw build throughput ≥ hnswlib's | {fmt_ratio(v)} | {verdict(v, 1.0)} |")
-    for peer in ("hnswlib-wasm", "edgevec"):
-        v = results.get(f"node_0.95_{peer}")
-        lines.append(f"| Node wasm QPS ≥ 3× {peer} at equal recall (≥ 0.95) | {fmt_ratio(v)} | "
-                     f"{verdict(v, 3.0)} |")
+    for index in ("hnsw", "hnsw+sq8"):
+        v = results.get(f"{index}_qps_0.95_hnswlib")
+        lines.append(f"| native {index} 1-thread QPS at recall@10 ≥ 0.95 ≥ 1.2× hnswlib | "
+                     f"{fmt_ratio(v)} | {verdict(v, 1.2)} |")
+    for index in ("hnsw", "hnsw+sq8"):
+        v = results.get(f"{index}_build_hnswlib")
+        lines.append(f"| {index} build throughput ≥ hnswlib's | {fmt_ratio(v)} | "
+                     f"{verdict(v, 1.0)} |")
+    for index in ("hnsw", "hnsw+sq8"):
+        for peer in ("hnswlib-wasm", "edgevec"):
+            v = results.get(f"node_{index}_0.95_{peer}")
+            lines.append(f"| Node wasm {index} QPS ≥ 3× {peer} at equal recall (≥ 0.95) | "
+                         f"{fmt_ratio(v)} | {verdict(v, 3.0)} |")
     for quant in ("hnsw+sq8", "flat+sq8"):
         s = sq8.get(quant)
         if s:

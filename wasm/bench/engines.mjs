@@ -123,6 +123,14 @@ export function engines(modules, dimension) {
       settings: efSettings(EFS),
       make: (base) => searcher(library(base, { type: "hnsw", m: HNSW.m, ef_construction: HNSW.efConstruction, seed: 1 })),
     });
+    list.push({
+      engine: "arrwdb-wasm",
+      index: "hnsw+sq8",
+      build: `${hnswBuild} sq8 oversample=4`,
+      settings: efSettings(EFS),
+      make: (base) =>
+        searcher(library(base, { type: "hnsw", m: HNSW.m, ef_construction: HNSW.efConstruction, seed: 1 }, { type: "sq8" })),
+    });
   }
   const { hnswlib } = modules;
   if (hnswlib) {
