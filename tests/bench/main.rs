@@ -175,8 +175,8 @@ fn settings() -> Vec<Setting> {
             exhaustive: false,
             default: true,
         },
-        // HNSW scores full vectors whatever the quantization (index/quant.rs), so this
-        // row repeats `hnsw` with SQ8's memory; it runs when `--only` names it.
+        // The same graph parameters on a library with SQ8 codes: built and searched on
+        // the codes, the best k × oversample rescored with full vectors (index/hnsw.rs).
         Setting {
             kind: "hnsw+sq8",
             build: "M=16 efC=200 sq8 oversample=4",
@@ -184,7 +184,7 @@ fn settings() -> Vec<Setting> {
             quantization: sq8,
             searches: efs(),
             exhaustive: false,
-            default: false,
+            default: true,
         },
         Setting {
             kind: "ivf",
