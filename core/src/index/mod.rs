@@ -13,6 +13,7 @@
 //! (live, and matching the filter) and only ever returns allowed slots, while still
 //! walking through disallowed ones where its structure needs that (graph routing).
 
+mod aligned;
 mod bitset;
 pub mod flat;
 pub mod hnsw;
@@ -38,8 +39,9 @@ use crate::model::{IndexConfig, Metric, QuantizationConfig};
 pub struct VectorStore {
     dimension: u32,
     metric: Metric,
-    /// `len * dimension` floats, row-major. Rows of deleted chunks stay in place.
-    data: Vec<f32>,
+    /// `len * dimension` floats, row-major, starting on a cache line. Rows of deleted
+    /// chunks stay in place.
+    data: aligned::AlignedF32,
     norms: Vec<f32>,
     /// Compact codes of the rows, scanned first by [`exact_search`].
     codes: quant::QuantizedCodes,
@@ -67,7 +69,7 @@ impl VectorStore {
         VectorStore {
             dimension,
             metric,
-            data: Vec::new(),
+            data: aligned::AlignedF32::default(),
             norms: Vec::new(),
             codes: quant::QuantizedCodes::new(quantization),
         }
@@ -110,7 +112,7 @@ impl VectorStore {
     pub fn vector(&self, slot: u32) -> &[f32] {
         let dim = self.dimension();
         let start = slot as usize * dim;
-        &self.data[start..start + dim]
+        &self.data.as_slice()[start..start + dim]
     }
 
     /// Appends a vector (already validated) and returns its slot.
@@ -118,7 +120,7 @@ impl VectorStore {
         let slot = self.len() as u32;
         self.data.extend_from_slice(vector);
         self.norms.push(kernels::norm(vector));
-        self.codes.push(&self.data, self.dimension());
+        self.codes.push(self.data.as_slice(), self.dimension());
         slot
     }
 

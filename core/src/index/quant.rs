@@ -33,6 +33,7 @@
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+use super::aligned::AlignedU8;
 use super::{Allowed, QueryVector, Scored, TopK, VectorStore};
 use crate::kernels;
 use crate::model::{Metric, QuantizationConfig, QuantizationParams};
@@ -56,8 +57,8 @@ pub struct Sq8Codes {
     min: Vec<f32>,
     /// Per-dimension step (`(max − min) / 255`); empty until trained.
     scale: Vec<f32>,
-    /// `len × dim` codes, row-major; empty until trained.
-    codes: Vec<u8>,
+    /// `len × dim` codes, row-major, starting on a cache line; empty until trained.
+    codes: AlignedU8,
 }
 
 /// Sign-bit codes, `dim.div_ceil(64)` words per row.
@@ -76,7 +77,7 @@ impl QuantizedCodes {
                 oversample: p.oversample,
                 min: Vec::new(),
                 scale: Vec::new(),
-                codes: Vec::new(),
+                codes: AlignedU8::default(),
             }),
             QuantizationConfig::Binary(p) => QuantizedCodes::Binary(BinaryCodes {
                 oversample: p.oversample,
@@ -308,7 +309,7 @@ impl<'a> Sq8Query<'a> {
     #[inline]
     pub fn row(&self, slot: u32) -> &'a [u8] {
         let start = slot as usize * self.dim;
-        &self.codes.codes[start..start + self.dim]
+        &self.codes.codes.as_slice()[start..start + self.dim]
     }
 
     /// Approximate similarity of the query to `slot`, higher is closer (as
