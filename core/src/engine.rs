@@ -645,11 +645,15 @@ impl LibraryState {
                 for id in ids {
                     api::validate_id("document", id)?;
                 }
-                let set: BTreeSet<&String> = ids
-                    .iter()
-                    .filter(|id| self.documents.contains_key(id.as_str()))
-                    .collect();
-                Ok(set.into_iter().cloned().collect())
+                // Inserted one by one rather than collected: collecting sorts first,
+                // which would add a copy of the standard library's sort to the `.wasm`.
+                let mut set = BTreeSet::new();
+                for id in ids {
+                    if self.documents.contains_key(id.as_str()) {
+                        set.insert(id.as_str());
+                    }
+                }
+                Ok(set.into_iter().map(String::from).collect())
             }
             (None, Some(filter)) => {
                 let filter = Filter::parse(&filter.0)?;

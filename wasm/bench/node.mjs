@@ -97,10 +97,11 @@ const baseRows = statSync(path.join(args.dataset, "base.fvecs")).size / (4 + 4 *
 const truthFile = path.join(args.dataset, "groundtruth.ivecs");
 for (const row of unavailable) console.log(JSON.stringify(row));
 // Engines too slow to build N vectors within the benchmark's time (see --small) run in a
-// second pass on the first --small-n vectors, beside arrwdb's hnsw and the brute force
-// on the same vectors, so their ratios stay pair by pair on equal data.
+// second pass on the first --small-n vectors, beside arrwdb's hnsw (full vectors and
+// SQ8), its flat index and the brute force on the same vectors, so their ratios stay
+// pair by pair on equal data.
 const passes = [{ n, engines: [...only].filter((e) => smallN === n || !small.has(e)).map((e) => names[e] ?? e) }];
-if (smallN < n && small.size) passes.push({ n: smallN, engines: ["arrwdb-wasm/hnsw", "arrwdb-wasm/flat", "js brute force", ...[...small].map((e) => names[e] ?? e)] });
+if (smallN < n && small.size) passes.push({ n: smallN, engines: ["arrwdb-wasm/hnsw", "arrwdb-wasm/hnsw+sq8", "arrwdb-wasm/flat", "js brute force", ...[...small].map((e) => names[e] ?? e)] });
 for (const pass of passes) {
   const base = await readFvecsFlat(path.join(args.dataset, "base.fvecs"), pass.n, DIMENSION);
   const truth = pass.n === baseRows && existsSync(truthFile) ? readIvecs(truthFile, q, 10) : undefined;

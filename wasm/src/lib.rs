@@ -491,11 +491,14 @@ impl RawEngine {
 }
 
 /// The thrown form of a core error: same message, plus `kind` and a recognisable name.
+/// Out of line (like the helpers below): every exported method ends in it.
+#[inline(never)]
 fn js_error(error: &Error) -> js_sys::Error {
     js_error_with(error, &error.to_string())
 }
 
 /// [`js_error`] with another message.
+#[inline(never)]
 fn js_error_with(error: &Error, message: &str) -> js_sys::Error {
     let js = js_sys::Error::new(message);
     js.set_name("ArrwdbError");
@@ -508,6 +511,7 @@ fn js_error_with(error: &Error, message: &str) -> js_sys::Error {
     js
 }
 
+#[inline(never)]
 fn unexpected() -> Error {
     Error::Internal("unexpected engine outcome".into())
 }
@@ -517,14 +521,18 @@ fn unexpected() -> Error {
 /// The position serde_json appends is left out: it points into JSON text the caller
 /// never wrote (the JavaScript layer's `JSON.stringify` of their object).
 fn parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Error> {
-    serde_json::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        let message = match message.rfind(" at line ") {
-            Some(at) if e.line() != 0 => &message[..at],
-            _ => &message[..],
-        };
-        Error::Invalid(format!("invalid {what}: {message}"))
-    })
+    serde_json::from_str(text).map_err(|e| parse_error(&e, what))
+}
+
+/// [`parse`]'s error, out of line so each of its instances does not carry a copy.
+#[inline(never)]
+fn parse_error(e: &serde_json::Error, what: &str) -> Error {
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(at) if e.line() != 0 => &message[..at],
+        _ => &message[..],
+    };
+    Error::Invalid(format!("invalid {what}: {message}"))
 }
 
 /// [`parse`], with an empty string meaning "not given".
@@ -538,5 +546,11 @@ fn parse_optional<T: DeserializeOwned>(text: &str, what: &str) -> Result<Option<
 
 /// A response as JSON text, the HTTP API's body.
 fn json<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-    serde_json::to_string(value).map_err(|e| Error::Internal(format!("cannot encode: {e}")))
+    serde_json::to_string(value).map_err(|e| encode_error(&e))
+}
+
+/// [`json`]'s error, out of line so each of its instances does not carry a copy.
+#[inline(never)]
+fn encode_error(e: &serde_json::Error) -> Error {
+    Error::Internal(format!("cannot encode: {e}"))
 }

@@ -519,7 +519,10 @@ impl HnswIndex {
                     slot,
                 }),
         );
-        s.scored.sort_by(Scored::rank_cmp);
+        // `rank_cmp` is total and entries equal under it are the same (slot, score), so
+        // the unstable sort gives the stable one's order (and the npm package one sort
+        // fewer: docs/npm.md).
+        s.scored.sort_unstable_by(Scored::rank_cmp);
         Self::select(store, &s.scored, cap, &mut s.kept);
         self.set_neighbours(node, layer, &s.kept);
     }
