@@ -689,15 +689,7 @@ impl IndexRead for HnswIndex {
                 .saturating_mul(store.codes().oversample() as usize)
                 .max(options.k);
             found.truncate(rescored);
-            for f in &mut found {
-                touch_vector(store, f.slot);
-            }
-            for f in &mut found {
-                f.score = store.score(query, f.slot);
-            }
-            found.sort_unstable_by(Scored::rank_cmp);
-            found.truncate(options.k);
-            return found;
+            return quant::rescore(store, query, &found, options.k);
         }
         let score = |slot: u32| store.score(query, slot);
         let touch = |slot: u32| touch_vector(store, slot);

@@ -411,14 +411,29 @@ pub(super) fn search(
             }
         }
     }
+    Some(rescore(store, query, &candidates.into_sorted(), k))
+}
+
+/// The last step of every quantized search (this scan and the HNSW walk on SQ8 codes):
+/// scores `candidates` again with the full vectors and returns the exact best `k` of
+/// them, best first. Their vectors are requested together before the first is scored.
+pub(super) fn rescore(
+    store: &VectorStore,
+    query: &QueryVector<'_>,
+    candidates: &[Scored],
+    k: usize,
+) -> Vec<Scored> {
+    for c in candidates {
+        kernels::prefetch(store.vector(c.slot));
+    }
     let mut top = TopK::new(k);
-    for candidate in candidates.into_sorted() {
+    for c in candidates {
         top.push(Scored {
-            score: store.score(query, candidate.slot),
-            slot: candidate.slot,
+            score: store.score(query, c.slot),
+            slot: c.slot,
         });
     }
-    Some(top.into_sorted())
+    top.into_sorted()
 }
 
 #[cfg(test)]
