@@ -33,8 +33,11 @@
 //!   search first gathers a node's unvisited neighbours, touches their vectors (one read
 //!   per cache line, so the loads overlap), scores them in one loop, and only then updates
 //!   the heaps in the original order. Inserts reuse a generation-stamped visited array and
-//!   their heaps and lists (`Scratch`, never serialized); a query allocates O(ef): a small
-//!   open-addressing visited set instead of a bitset over all nodes.
+//!   their heaps and lists (`Scratch`, never serialized). Queries (`&self`, possibly on
+//!   many threads) take their heaps, lists and visited set from a small pool (`Pool`)
+//!   and give them back, so a warm query allocates only its result
+//!   (`tests/search_allocations.rs`); the visited set is a small open-addressing table
+//!   sized by `ef`, not a bitset over all nodes.
 
 use alloc::boxed::Box;
 use alloc::collections::BinaryHeap;
@@ -81,6 +84,9 @@ pub struct HnswIndex {
     /// Buffers reused by the inserts (not part of the graph).
     #[serde(skip)]
     scratch: Box<Scratch>,
+    /// Buffers reused by the queries (not part of the graph).
+    #[serde(skip)]
+    queries: Pool,
 }
 
 /// Requests every cache line of `slot`'s vector ([`kernels::prefetch`]), so that the
@@ -139,7 +145,8 @@ impl Visit for Stamps {
 }
 
 /// Visited set of one query: open addressing with linear probing, sized by `ef` and not
-/// by the graph, so a query allocates O(ef) and never zeroes a bitset over all nodes.
+/// by the graph, so a query never zeroes or touches memory of the size of the graph.
+#[derive(Default)]
 struct Probed {
     table: Vec<u32>,
     len: usize,
@@ -148,11 +155,17 @@ struct Probed {
 impl Probed {
     const EMPTY: u32 = u32::MAX;
 
-    fn new(expected: usize) -> Self {
-        Probed {
-            table: vec![Self::EMPTY; (expected * 2).next_power_of_two().max(64)],
-            len: 0,
+    /// Empties the set for a search expecting about `expected` visits. A table more than
+    /// four times too large (left by a widened filtered search) is replaced, so clearing
+    /// stays O(expected).
+    fn reset(&mut self, expected: usize) {
+        let size = (expected * 2).next_power_of_two().max(64);
+        if self.table.len() < size || self.table.len() > size * 4 {
+            self.table = vec![Self::EMPTY; size];
+        } else {
+            self.table.fill(Self::EMPTY);
         }
+        self.len = 0;
     }
 
     #[inline]
@@ -228,6 +241,59 @@ struct Scratch {
     kept: Vec<u32>,
 }
 
+/// Working memory of one query, kept in [`Pool`] for the next one.
+#[derive(Default)]
+struct QueryScratch {
+    visited: Probed,
+    heaps: Heaps,
+    found: Vec<Scored>,
+}
+
+/// Scratch kept between queries. A query takes one (or makes one when the pool is empty,
+/// or busy for the instant another thread pops or pushes) and gives it back, so a warm
+/// query allocates nothing but its result. A lock held only for a pop or a push, tried
+/// and never waited on: queries on many threads never block each other.
+#[derive(Default)]
+struct Pool(spin::Mutex<Vec<QueryScratch>>);
+
+impl Pool {
+    /// More scratch than this is dropped (a burst of parallel queries leaves no more).
+    const MAX: usize = 64;
+
+    fn take(&self) -> QueryScratch {
+        self.0
+            .try_lock()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default()
+    }
+
+    fn give(&self, scratch: QueryScratch) {
+        if let Some(mut pool) = self.0.try_lock()
+            && pool.len() < Self::MAX
+        {
+            pool.push(scratch);
+        }
+    }
+}
+
+impl Clone for Pool {
+    fn clone(&self) -> Self {
+        Pool::default()
+    }
+}
+
+impl PartialEq for Pool {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
 impl Clone for Scratch {
     fn clone(&self) -> Self {
         Scratch::default()
@@ -259,6 +325,7 @@ impl HnswIndex {
             entry: None,
             max_level: 0,
             scratch: Box::default(),
+            queries: Pool::default(),
         }
     }
 
@@ -611,8 +678,9 @@ impl HnswIndex {
     }
 
     /// The search proper: greedy descent from `entry` through the upper layers, then a
-    /// best-first search of layer 0 with `ef` widened for a filter; returns its `ef`
-    /// best allowed nodes by `score`, best first.
+    /// best-first search of layer 0 with `ef` widened for a filter; leaves its `ef` best
+    /// allowed nodes by `score`, best first, in `scratch.found`.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
         score: &impl Fn(u32) -> f32,
@@ -621,12 +689,17 @@ impl HnswIndex {
         nodes: usize,
         allowed: &Allowed<'_>,
         options: &SearchOptions,
-    ) -> Vec<Scored> {
+        scratch: &mut QueryScratch,
+    ) {
+        let QueryScratch {
+            visited,
+            heaps,
+            found,
+        } = scratch;
         let mut best = Scored {
             score: score(entry),
             slot: entry,
         };
-        let mut heaps = Heaps::default();
         for layer in (1..=usize::from(self.max_level)).rev() {
             best = self.greedy(score, touch, best, layer, &mut heaps.scores);
         }
@@ -645,21 +718,8 @@ impl HnswIndex {
         let ef = ef.min(nodes.max(options.k));
         let admit = |slot: u32| allowed.contains(slot);
         // Visits grow with `ef`, not with the graph; the set grows if needed.
-        let mut visited = Probed::new(ef.saturating_mul(8).min(nodes));
-        heaps.results.reserve(ef + 1);
-        let mut found = Vec::with_capacity(ef);
-        self.search_layer(
-            score,
-            &admit,
-            touch,
-            &[best],
-            ef,
-            0,
-            &mut visited,
-            &mut heaps,
-            &mut found,
-        );
-        found
+        visited.reset(ef.saturating_mul(8).min(nodes));
+        self.search_layer(score, &admit, touch, &[best], ef, 0, visited, heaps, found);
     }
 }
 
@@ -683,19 +743,24 @@ impl IndexRead for HnswIndex {
         if let Some(approx) = quant::Sq8Query::new(store, query) {
             let score = |slot: u32| approx.score(slot);
             let touch = |slot: u32| kernels::prefetch_bytes(approx.row(slot));
-            let mut found = self.walk(&score, &touch, entry, nodes, allowed, options);
+            let mut scratch = self.queries.take();
+            self.walk(&score, &touch, entry, nodes, allowed, options, &mut scratch);
             let rescored = options
                 .k
                 .saturating_mul(store.codes().oversample() as usize)
                 .max(options.k);
-            found.truncate(rescored);
-            return quant::rescore(store, query, &found, options.k);
+            let found = &scratch.found[..scratch.found.len().min(rescored)];
+            let best = quant::rescore(store, query, found, options.k);
+            self.queries.give(scratch);
+            return best;
         }
         let score = |slot: u32| store.score(query, slot);
         let touch = |slot: u32| touch_vector(store, slot);
-        let mut found = self.walk(&score, &touch, entry, nodes, allowed, options);
-        found.truncate(options.k);
-        found
+        let mut scratch = self.queries.take();
+        self.walk(&score, &touch, entry, nodes, allowed, options, &mut scratch);
+        let best = scratch.found[..scratch.found.len().min(options.k)].to_vec();
+        self.queries.give(scratch);
+        best
     }
 
     fn check(&self, slots: usize) -> Result<()> {

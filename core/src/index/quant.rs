@@ -268,16 +268,15 @@ impl<'a> Sq8Query<'a> {
         let q = query.vector;
         let approx = match store.metric {
             Metric::Dot | Metric::Cosine => {
-                let real: Vec<f32> = q.iter().zip(&codes.scale).map(|(x, s)| x * s).collect();
-                let largest = real.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-                let total: f32 = real.iter().map(|w| w.abs()).sum();
+                let real = || q.iter().zip(&codes.scale).map(|(x, s)| x * s);
+                let largest = real().fold(0.0f32, |m, w| m.max(w.abs()));
+                let total: f32 = real().map(|w| w.abs()).sum();
                 let step = (largest / WEIGHT_MAX).max(total * 255.0 / SUM_MAX);
                 // An overflowing query (validated vectors are finite, but their products
                 // may not be) walks on `base` alone; rescoring still ranks exactly.
                 let step = if step.is_finite() { step } else { 0.0 };
-                let weights = real
-                    .iter()
-                    .map(|&w| {
+                let weights = real()
+                    .map(|w| {
                         if step > 0.0 {
                             // `as i16` saturates (and maps NaN to 0).
                             libm::floorf(w / step + 0.5) as i16
