@@ -8,15 +8,25 @@
 //! refused with a clear error instead of being misread. Messages that only cross the
 //! component boundary in memory (commands, queries, outcomes) are bare postcard.
 //!
-//! | object | v1 | v2 (current) |
-//! |---|---|---|
-//! | snapshot `ARWS` | postcard library state | adds the library's text settings and BM25 index |
-//! | WAL segment `ARWL` | postcard `Vec<WalRecord>` | `count: u32`, then per record `len: u32 \| crc32: u32 \| postcard WalRecord`; library configs carry text settings |
+//! | object | v1 | v2 | v3 (current) |
+//! |---|---|---|---|
+//! | snapshot `ARWS` | postcard library state | adds the library's text settings and BM25 index | the large arrays as byte strings ([`bulk`]) |
+//! | WAL segment `ARWL` | postcard `Vec<WalRecord>` | `count: u32`, then per record `len: u32 \| crc32: u32 \| postcard WalRecord`; library configs carry text settings | (still v2) |
+//!
+//! Snapshot v3 is v2 with every large array of numbers stored as one postcard byte
+//! string (a varint byte length, then the items' little-endian bytes) instead of a
+//! sequence of items (a varint item count, then each item: fixed 4 bytes for an `f32`,
+//! a varint for a `u32`): the vectors and their norms, the SQ8 and binary codes, the
+//! HNSW levels and links, and the IVF, LSH and k-d tree arrays (see [`bulk`] for the
+//! list). Such an array decodes by one copy into memory of its final size instead of
+//! a visitor call per item into a growing buffer, which was most of a restore's time.
 //!
 //! Every older version keeps decoding (golden files in `core/tests/golden/v{N}/`):
 //! v1 libraries get the default text settings and their BM25 index is built from the
-//! chunks' text on load. WAL v2 checksums each record, so a damaged segment still
-//! yields its intact leading records ([`decode_wal_segment_prefix`]).
+//! chunks' text on load; v1 and v2 payloads are read through [`legacy`], which turns
+//! every byte-string read of the types back into the sequence read they were written
+//! with. WAL v2 checksums each record, so a damaged segment still yields its intact
+//! leading records ([`decode_wal_segment_prefix`]).
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -31,7 +41,7 @@ use crate::error::{Error, Result};
 /// Magic of a library snapshot object.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"ARWS";
 /// Current snapshot format version.
-pub const SNAPSHOT_VERSION: u16 = 2;
+pub const SNAPSHOT_VERSION: u16 = 3;
 /// Magic of a WAL segment object.
 pub const WAL_MAGIC: [u8; 4] = *b"ARWL";
 /// Current WAL segment format version.
@@ -128,7 +138,8 @@ pub(crate) fn encode_snapshot(state: &LibraryState) -> Result<Vec<u8>> {
 /// invariants).
 pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<LibraryState> {
     match unframe("snapshot", SNAPSHOT_MAGIC, SNAPSHOT_VERSION, bytes)? {
-        (1, payload) => Ok(from_bytes::<LibraryStateV1>("snapshot", payload)?.into()),
+        (1, payload) => Ok(legacy::from_bytes::<LibraryStateV1>("snapshot", payload)?.into()),
+        (2, payload) => legacy::from_bytes("snapshot", payload),
         (_, payload) => from_bytes("snapshot", payload),
     }
 }
@@ -298,6 +309,515 @@ fn check_segment(records: &[WalRecord]) -> Result<()> {
     Ok(())
 }
 
+/// Large arrays of numbers as one byte string (snapshot v3): a varint byte length, then
+/// the items' little-endian bytes.
+///
+/// Such a field decodes in one pass over its bytes into memory of its final size (on a
+/// little-endian host the byte-order conversion is the identity and the pass is a
+/// copy), instead of a visitor call per item into a buffer that grows by doubling. A
+/// byte length that is not a whole number of items is refused. The same field also
+/// decodes from a sequence of items, which is what v1 and v2 stored (read through
+/// [`legacy`]); human-readable formats (JSON) keep a sequence both ways.
+///
+/// Fields stored this way (`#[serde(with = "crate::codec::bulk")]`, or the
+/// [`Bulk`] impl of the aligned rows): the vectors and their norms, SQ8 ranges and
+/// codes, binary codes, HNSW levels, layer-0 links, upper-layer offsets and links, IVF
+/// pending slots, centroids and lists, PQ codebooks and codes, LSH hyperplanes and k-d
+/// tree bounds. The id maps of a library keep their v2 form but are built in bulk
+/// ([`sorted_map`]).
+pub(crate) mod bulk {
+    use alloc::collections::BTreeMap;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use core::fmt;
+    use core::marker::PhantomData;
+
+    use bytemuck::Pod;
+    use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, SeqAccess};
+    use serde::de::{Error as _, Visitor};
+    use serde::ser::{Serialize, Serializer};
+
+    /// An item of a bulk array: plain old data with a little-endian wire form.
+    pub(crate) trait Le:
+        Pod + PartialEq + fmt::Debug + Serialize + DeserializeOwned
+    {
+        /// Little-endian to native byte order, or back (the swap is its own inverse):
+        /// the identity on little-endian hosts.
+        fn swap_le(self) -> Self;
+    }
+
+    impl Le for u8 {
+        #[inline]
+        fn swap_le(self) -> Self {
+            self
+        }
+    }
+
+    impl Le for u32 {
+        #[inline]
+        fn swap_le(self) -> Self {
+            u32::from_le(self)
+        }
+    }
+
+    impl Le for u64 {
+        #[inline]
+        fn swap_le(self) -> Self {
+            u64::from_le(self)
+        }
+    }
+
+    impl Le for f32 {
+        #[inline]
+        fn swap_le(self) -> Self {
+            f32::from_bits(u32::from_le(self.to_bits()))
+        }
+    }
+
+    /// A container of items that decodes from a bulk array.
+    pub(crate) trait Bulk: Sized {
+        type Item: Le;
+
+        /// The items whose little-endian bytes are `bytes`, a whole number of items.
+        fn from_le_bytes(bytes: &[u8]) -> Self;
+
+        /// The items of a sequence (v1, v2, human-readable formats).
+        fn from_seq<'de, A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error>;
+    }
+
+    impl<T: Le> Bulk for Vec<T> {
+        type Item = T;
+
+        fn from_le_bytes(bytes: &[u8]) -> Self {
+            // Zeroed memory comes from the allocator untouched (calloc), so the copy is
+            // the only pass over it.
+            let mut items = vec![T::zeroed(); bytes.len() / size_of::<T>()];
+            bytemuck::cast_slice_mut::<T, u8>(&mut items).copy_from_slice(bytes);
+            if cfg!(target_endian = "big") {
+                for item in &mut items {
+                    *item = item.swap_le();
+                }
+            }
+            items
+        }
+
+        fn from_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+            // Outside bytes: trust the announced length only up to 1 MiB, as serde does
+            // for a `Vec`, and grow past it as items really arrive.
+            let cap = (1 << 20) / size_of::<T>();
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(cap));
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    struct BulkVisitor<C>(PhantomData<C>);
+
+    impl<'de, C: Bulk> Visitor<'de> for BulkVisitor<C> {
+        type Value = C;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(
+                f,
+                "a byte string of {}-byte little-endian items, or a sequence",
+                size_of::<C::Item>()
+            )
+        }
+
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<C, E> {
+            if !bytes.len().is_multiple_of(size_of::<C::Item>()) {
+                return Err(E::invalid_length(bytes.len(), &self));
+            }
+            Ok(C::from_le_bytes(bytes))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<C, A::Error> {
+            C::from_seq(seq)
+        }
+    }
+
+    /// Writes `items` as a byte string (a sequence in human-readable formats).
+    pub(crate) fn serialize<T: Le, S: Serializer>(
+        items: &[T],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_seq(items)
+        } else if cfg!(target_endian = "little") {
+            serializer.serialize_bytes(bytemuck::cast_slice(items))
+        } else {
+            let swapped: Vec<T> = items.iter().map(|item| item.swap_le()).collect();
+            serializer.serialize_bytes(bytemuck::cast_slice(&swapped))
+        }
+    }
+
+    /// Reads what [`serialize`] wrote into any [`Bulk`] container, or a sequence.
+    pub(crate) fn decode<'de, C: Bulk, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<C, D::Error> {
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_seq(BulkVisitor(PhantomData))
+        } else {
+            deserializer.deserialize_bytes(BulkVisitor(PhantomData))
+        }
+    }
+
+    /// Reads what [`serialize`] wrote, or a sequence (v1, v2).
+    pub(crate) fn deserialize<'de, T: Le, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<T>, D::Error> {
+        decode(deserializer)
+    }
+
+    /// A list of bulk arrays (IVF lists, PQ codes): a sequence of byte strings.
+    pub(crate) mod lists {
+        use alloc::vec::Vec;
+        use serde::de::{Deserialize, Deserializer};
+        use serde::ser::{Serialize, Serializer};
+
+        use super::Le;
+
+        struct Borrowed<'a, T>(&'a [T]);
+
+        impl<T: Le> Serialize for Borrowed<'_, T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                super::serialize(self.0, serializer)
+            }
+        }
+
+        struct Owned<T>(Vec<T>);
+
+        impl<'de, T: Le> Deserialize<'de> for Owned<T> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                super::deserialize(deserializer).map(Owned)
+            }
+        }
+
+        pub(crate) fn serialize<T: Le, S: Serializer>(
+            lists: &[Vec<T>],
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(lists.iter().map(|list| Borrowed(list)))
+        }
+
+        pub(crate) fn deserialize<'de, T: Le, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Vec<Vec<T>>, D::Error> {
+            let lists = Vec::<Owned<T>>::deserialize(deserializer)?;
+            Ok(lists.into_iter().map(|list| list.0).collect())
+        }
+    }
+
+    /// A map written by serde's `BTreeMap` (same wire form in every version), built in
+    /// bulk: the entries are collected in order and the tree built from them at once
+    /// (`BTreeMap::from_iter` of sorted entries), instead of one insert per entry. An
+    /// encoder only ever writes a map's keys in ascending order, so keys out of order
+    /// or repeated are refused as corrupt (serde's own decoder let a repeated key
+    /// silently replace the earlier entry).
+    pub(crate) fn sorted_map<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Ord + Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        struct Entries<K, V>(PhantomData<(K, V)>);
+
+        impl<'de, K, V> Visitor<'de> for Entries<K, V>
+        where
+            K: Ord + Deserialize<'de>,
+            V: Deserialize<'de>,
+        {
+            type Value = BTreeMap<K, V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map with keys in ascending order")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // Outside bytes: trust the announced length only up to 1 MiB.
+                let cap = (1 << 20) / size_of::<(K, V)>().max(1);
+                let mut entries: Vec<(K, V)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(0).min(cap));
+                while let Some((key, value)) = map.next_entry::<K, V>()? {
+                    if entries.last().is_some_and(|(last, _)| *last >= key) {
+                        return Err(A::Error::custom("map keys out of order or repeated"));
+                    }
+                    entries.push((key, value));
+                }
+                // Sorted already: the sort inside is one pass over the entries.
+                Ok(entries.into_iter().collect())
+            }
+        }
+
+        deserializer.deserialize_map(Entries(PhantomData))
+    }
+}
+
+/// Snapshot v1 and v2 payloads: postcard through an adapter that reads every byte
+/// string as a sequence.
+///
+/// v3 stores the large arrays as byte strings ([`bulk`]); v1 and v2 stored the same
+/// fields as sequences of items, and postcard's wire form does not say which it is.
+/// The types therefore decode both (their visitors accept bytes and sequences), and
+/// which one a field is read as is chosen by the deserializer: postcard's own for v3,
+/// and for older versions [`Legacy`], which wraps postcard's and passes every call
+/// through unchanged except `deserialize_bytes` and `deserialize_byte_buf`, which it
+/// turns into `deserialize_seq`. It wraps whatever it hands out (visitors, sequence,
+/// map and enum accesses, seeds, nested deserializers), so the choice holds at every
+/// depth of the state. This keeps one set of types (no v2 copy of every struct that
+/// holds an array) and one place that knows about the old layout. No v1 or v2 type
+/// read bytes (there were no byte-string fields), so nothing else changes meaning.
+pub(crate) mod legacy {
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+    use core::fmt;
+    use serde::de::{
+        self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess,
+        VariantAccess, Visitor,
+    };
+
+    use crate::error::{Error, Result};
+
+    /// Decodes a v1 or v2 payload; trailing bytes are an error.
+    pub(crate) fn from_bytes<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+        let corrupt = |reason: String| Error::Corrupt { what, reason };
+        let mut postcard = postcard::Deserializer::from_bytes(bytes);
+        let value = T::deserialize(Legacy(&mut postcard)).map_err(|e| corrupt(e.to_string()))?;
+        let rest = postcard.finalize().map_err(|e| corrupt(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(corrupt(alloc::format!("{} trailing bytes", rest.len())));
+        }
+        Ok(value)
+    }
+
+    /// The adapter (see the module docs).
+    pub(crate) struct Legacy<T>(pub(crate) T);
+
+    /// `Deserializer` methods passed through, wrapping the visitor.
+    macro_rules! forward {
+        ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+            #[inline]
+            fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> core::result::Result<V::Value, D::Error> {
+                self.0.$method($($arg,)* Legacy(visitor))
+            }
+        )*};
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Legacy<D> {
+        type Error = D::Error;
+
+        forward! {
+            deserialize_any(); deserialize_bool(); deserialize_i8(); deserialize_i16();
+            deserialize_i32(); deserialize_i64(); deserialize_i128(); deserialize_u8();
+            deserialize_u16(); deserialize_u32(); deserialize_u64(); deserialize_u128();
+            deserialize_f32(); deserialize_f64(); deserialize_char(); deserialize_str();
+            deserialize_string(); deserialize_option(); deserialize_unit();
+            deserialize_unit_struct(name: &'static str);
+            deserialize_newtype_struct(name: &'static str);
+            deserialize_seq(); deserialize_tuple(len: usize);
+            deserialize_tuple_struct(name: &'static str, len: usize);
+            deserialize_map();
+            deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+            deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+            deserialize_identifier(); deserialize_ignored_any();
+        }
+
+        /// The one change: v1 and v2 wrote these fields as sequences.
+        #[inline]
+        fn deserialize_bytes<V: Visitor<'de>>(
+            self,
+            visitor: V,
+        ) -> core::result::Result<V::Value, D::Error> {
+            self.0.deserialize_seq(Legacy(visitor))
+        }
+
+        #[inline]
+        fn deserialize_byte_buf<V: Visitor<'de>>(
+            self,
+            visitor: V,
+        ) -> core::result::Result<V::Value, D::Error> {
+            self.0.deserialize_seq(Legacy(visitor))
+        }
+
+        fn is_human_readable(&self) -> bool {
+            self.0.is_human_readable()
+        }
+    }
+
+    /// `Visitor` methods of one value passed through.
+    macro_rules! visit {
+        ($($method:ident($ty:ty);)*) => {$(
+            #[inline]
+            fn $method<E: de::Error>(self, v: $ty) -> core::result::Result<V::Value, E> {
+                self.0.$method(v)
+            }
+        )*};
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Legacy<V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+
+        visit! {
+            visit_bool(bool); visit_i8(i8); visit_i16(i16); visit_i32(i32); visit_i64(i64);
+            visit_i128(i128); visit_u8(u8); visit_u16(u16); visit_u32(u32); visit_u64(u64);
+            visit_u128(u128); visit_f32(f32); visit_f64(f64); visit_char(char);
+            visit_str(&str); visit_borrowed_str(&'de str); visit_string(String);
+            visit_bytes(&[u8]); visit_borrowed_bytes(&'de [u8]); visit_byte_buf(Vec<u8>);
+        }
+
+        #[inline]
+        fn visit_none<E: de::Error>(self) -> core::result::Result<V::Value, E> {
+            self.0.visit_none()
+        }
+
+        #[inline]
+        fn visit_unit<E: de::Error>(self) -> core::result::Result<V::Value, E> {
+            self.0.visit_unit()
+        }
+
+        #[inline]
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> core::result::Result<V::Value, D::Error> {
+            self.0.visit_some(Legacy(deserializer))
+        }
+
+        #[inline]
+        fn visit_newtype_struct<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> core::result::Result<V::Value, D::Error> {
+            self.0.visit_newtype_struct(Legacy(deserializer))
+        }
+
+        #[inline]
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> core::result::Result<V::Value, A::Error> {
+            self.0.visit_seq(Legacy(seq))
+        }
+
+        #[inline]
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> core::result::Result<V::Value, A::Error> {
+            self.0.visit_map(Legacy(map))
+        }
+
+        #[inline]
+        fn visit_enum<A: EnumAccess<'de>>(
+            self,
+            data: A,
+        ) -> core::result::Result<V::Value, A::Error> {
+            self.0.visit_enum(Legacy(data))
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Legacy<S> {
+        type Value = S::Value;
+
+        #[inline]
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> core::result::Result<S::Value, D::Error> {
+            self.0.deserialize(Legacy(deserializer))
+        }
+    }
+
+    impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Legacy<A> {
+        type Error = A::Error;
+
+        #[inline]
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> core::result::Result<Option<T::Value>, A::Error> {
+            self.0.next_element_seed(Legacy(seed))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Legacy<A> {
+        type Error = A::Error;
+
+        #[inline]
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> core::result::Result<Option<K::Value>, A::Error> {
+            self.0.next_key_seed(Legacy(seed))
+        }
+
+        #[inline]
+        fn next_value_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> core::result::Result<T::Value, A::Error> {
+            self.0.next_value_seed(Legacy(seed))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Legacy<A> {
+        type Error = A::Error;
+        type Variant = Legacy<A::Variant>;
+
+        #[inline]
+        fn variant_seed<T: DeserializeSeed<'de>>(
+            self,
+            seed: T,
+        ) -> core::result::Result<(T::Value, Self::Variant), A::Error> {
+            let (value, variant) = self.0.variant_seed(Legacy(seed))?;
+            Ok((value, Legacy(variant)))
+        }
+    }
+
+    impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Legacy<A> {
+        type Error = A::Error;
+
+        #[inline]
+        fn unit_variant(self) -> core::result::Result<(), A::Error> {
+            self.0.unit_variant()
+        }
+
+        #[inline]
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+            self,
+            seed: T,
+        ) -> core::result::Result<T::Value, A::Error> {
+            self.0.newtype_variant_seed(Legacy(seed))
+        }
+
+        #[inline]
+        fn tuple_variant<V: Visitor<'de>>(
+            self,
+            len: usize,
+            visitor: V,
+        ) -> core::result::Result<V::Value, A::Error> {
+            self.0.tuple_variant(len, Legacy(visitor))
+        }
+
+        #[inline]
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> core::result::Result<V::Value, A::Error> {
+            self.0.struct_variant(fields, Legacy(visitor))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +871,161 @@ mod tests {
         let (good, error) = decode_wal_segment_prefix(&flipped);
         assert_eq!(good, all[..2]);
         assert!(error.is_some_and(|e| e.to_string().contains("record 2 of 5: checksum mismatch")));
+    }
+
+    /// Every kind of bulk field, and the same fields as v1 and v2 stored them.
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Arrays {
+        #[serde(with = "bulk")]
+        bytes: Vec<u8>,
+        #[serde(with = "bulk")]
+        words: Vec<u32>,
+        #[serde(with = "bulk")]
+        longs: Vec<u64>,
+        #[serde(with = "bulk")]
+        floats: Vec<f32>,
+        #[serde(with = "bulk::lists")]
+        lists: Vec<Vec<u32>>,
+        #[serde(with = "bulk::lists")]
+        codes: Vec<Vec<u8>>,
+        tail: Option<String>,
+    }
+
+    #[derive(Serialize)]
+    struct ArraysV2<'a> {
+        bytes: &'a [u8],
+        words: &'a [u32],
+        longs: &'a [u64],
+        floats: &'a [f32],
+        lists: &'a [Vec<u32>],
+        codes: &'a [Vec<u8>],
+        tail: &'a Option<String>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Words(#[serde(with = "bulk")] Vec<u32>);
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Floats(#[serde(with = "bulk")] Vec<f32>);
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Map(
+        #[serde(deserialize_with = "bulk::sorted_map")] alloc::collections::BTreeMap<String, u32>,
+    );
+
+    fn arrays() -> impl proptest::strategy::Strategy<Value = Arrays> {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        (
+            vec(any::<u8>(), 0..300),
+            vec(any::<u32>(), 0..300),
+            vec(any::<u64>(), 0..50),
+            // Any bit pattern (NaNs too): compared by bits below.
+            vec(any::<u32>().prop_map(f32::from_bits), 0..300),
+            vec(vec(any::<u32>(), 0..20), 0..10),
+            vec(vec(any::<u8>(), 0..20), 0..10),
+            proptest::option::of("[a-z]{0,8}"),
+        )
+            .prop_map(|(bytes, words, longs, floats, lists, codes, tail)| Arrays {
+                bytes,
+                words,
+                longs,
+                floats,
+                lists,
+                codes,
+                tail,
+            })
+    }
+
+    fn same(a: &Arrays, b: &Arrays) -> bool {
+        let bits = |x: &[f32]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        a.bytes == b.bytes
+            && a.words == b.words
+            && a.longs == b.longs
+            && bits(&a.floats) == bits(&b.floats)
+            && a.lists == b.lists
+            && a.codes == b.codes
+            && a.tail == b.tail
+    }
+
+    proptest::proptest! {
+        /// Bulk fields round-trip, and the same values written as v1/v2 sequences decode
+        /// to the same through the legacy adapter.
+        #[test]
+        fn bulk_arrays_round_trip_and_read_the_old_sequences(a in arrays()) {
+            let wire = to_bytes(&a).expect("encode");
+            let back: Arrays = from_bytes("test", &wire).expect("decode");
+            proptest::prop_assert!(same(&a, &back));
+            let old = to_bytes(&ArraysV2 {
+                bytes: &a.bytes, words: &a.words, longs: &a.longs, floats: &a.floats,
+                lists: &a.lists, codes: &a.codes, tail: &a.tail,
+            }).expect("encode");
+            let back: Arrays = legacy::from_bytes("test", &old).expect("decode old");
+            proptest::prop_assert!(same(&a, &back));
+            // The v3 wire is not the v2 one (except when every array is empty)...
+            if !a.words.is_empty() || !a.floats.is_empty() || !a.longs.is_empty() {
+                proptest::prop_assert_ne!(&wire, &old);
+            }
+            // ...and a byte string is a length and the little-endian bytes.
+            let le: Vec<u8> = a.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            proptest::prop_assert_eq!(to_bytes(&Words(a.words.clone())).expect("encode"), to_bytes(&le).expect("encode"));
+        }
+
+        /// Every truncation of a valid encoding is an error (never a panic), in both
+        /// decoders.
+        #[test]
+        fn truncated_bulk_arrays_are_corrupt(a in arrays()) {
+            let wire = to_bytes(&a).expect("encode");
+            for cut in 0..wire.len() {
+                proptest::prop_assert!(matches!(
+                    from_bytes::<Arrays>("test", &wire[..cut]),
+                    Err(Error::Corrupt { .. })
+                ), "cut at {}", cut);
+                let _ = legacy::from_bytes::<Arrays>("test", &wire[..cut]);
+            }
+        }
+
+        /// A byte string that is not a whole number of 4-byte items is refused.
+        #[test]
+        fn byte_lengths_must_be_whole_items(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let wire = to_bytes(&bytes).expect("encode");
+            let whole = bytes.len() % 4 == 0;
+            proptest::prop_assert_eq!(from_bytes::<Words>("test", &wire).is_ok(), whole);
+            proptest::prop_assert_eq!(from_bytes::<Floats>("test", &wire).is_ok(), whole);
+            if let Ok(Words(words)) = from_bytes::<Words>("test", &wire) {
+                let expected: Vec<u32> = bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                proptest::prop_assert_eq!(words, expected);
+            }
+        }
+
+        /// Arbitrary bytes never panic either decoder.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = from_bytes::<Arrays>("test", &bytes);
+            let _ = legacy::from_bytes::<Arrays>("test", &bytes);
+            let _ = from_bytes::<Map>("test", &bytes);
+        }
+
+        /// Maps decode in bulk when their keys ascend, and are refused when a key is out
+        /// of order or repeated (serde's decoder kept the last of a repeated key).
+        #[test]
+        fn maps_need_ascending_keys(entries in proptest::collection::vec(("[a-c]{0,3}", proptest::num::u32::ANY), 0..40)) {
+            let wire = to_bytes(&entries).expect("encode");
+            let ascending = entries.windows(2).all(|w| w[0].0 < w[1].0);
+            let decoded = from_bytes::<Map>("test", &wire);
+            proptest::prop_assert_eq!(decoded.is_ok(), ascending);
+            if let Ok(Map(map)) = decoded {
+                proptest::prop_assert!(map.into_iter().eq(entries.into_iter()));
+            } else {
+                let corrupt = matches!(decoded, Err(Error::Corrupt { .. }));
+                proptest::prop_assert!(corrupt);
+            }
+            let legacy = legacy::from_bytes::<Map>("test", &wire);
+            proptest::prop_assert_eq!(legacy.is_ok(), ascending);
+        }
     }
 
     #[test]

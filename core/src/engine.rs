@@ -45,7 +45,9 @@ pub struct Engine {
 pub struct LibraryState {
     config: LibraryConfig,
     seq: u64,
+    #[serde(deserialize_with = "codec::bulk::sorted_map")]
     documents: BTreeMap<String, StoredDocument>,
+    #[serde(deserialize_with = "codec::bulk::sorted_map")]
     chunk_slots: BTreeMap<String, u32>,
     slots: Vec<Option<StoredChunk>>,
     vectors: VectorStore,
@@ -62,7 +64,9 @@ pub struct LibraryState {
 pub(crate) struct LibraryStateV1 {
     config: LibraryConfigV1,
     seq: u64,
+    #[serde(deserialize_with = "codec::bulk::sorted_map")]
     documents: BTreeMap<String, StoredDocument>,
+    #[serde(deserialize_with = "codec::bulk::sorted_map")]
     chunk_slots: BTreeMap<String, u32>,
     slots: Vec<Option<StoredChunk>>,
     vectors: VectorStore,

@@ -68,12 +68,16 @@ pub const MAX_FILTERED_EF: usize = 2048;
 pub struct HnswIndex {
     params: HnswParams,
     /// Level of every node (node = slot); its length is the number of nodes.
+    #[serde(with = "crate::codec::bulk")]
     levels: Vec<u8>,
     /// Layer 0: `1 + 2·m` words per node, a link count then the links.
+    #[serde(with = "crate::codec::bulk")]
     links0: Vec<u32>,
     /// Start in `upper` of each node's block of `level` lists of `1 + m` words.
+    #[serde(with = "crate::codec::bulk")]
     upper_offset: Vec<u32>,
     /// Layers 1.. of every node with a level above 0, node after node.
+    #[serde(with = "crate::codec::bulk")]
     upper: Vec<u32>,
     /// Nodes removed: still routed through, never returned.
     deleted: Bitset,

@@ -63,11 +63,14 @@ pub struct IvfIndex {
     dimension: u32,
     metric: Metric,
     /// Indexed slots in insertion order while untrained; empty once trained.
+    #[serde(with = "crate::codec::bulk")]
     pending: Vec<u32>,
     /// `lists.len() · dimension` floats (unit vectors for cosine and dot); empty until
     /// trained.
+    #[serde(with = "crate::codec::bulk")]
     centroids: Vec<f32>,
     /// The slots of each list; empty until trained.
+    #[serde(with = "crate::codec::bulk::lists")]
     lists: Vec<Vec<u32>>,
     /// Product quantizer, once trained with `pq_m > 0`.
     pq: Option<ProductQuantizer>,
@@ -83,8 +86,10 @@ struct ProductQuantizer {
     /// `m · (dimension / m) · ksub` floats: sub-quantizer, then component, then
     /// codeword (component-major, so one pass scores a sub-vector against every
     /// codeword with SIMD across codewords).
+    #[serde(with = "crate::codec::bulk")]
     codebooks: Vec<f32>,
     /// Per list, `m` codes per entry of the list, in the list's order.
+    #[serde(with = "crate::codec::bulk::lists")]
     codes: Vec<Vec<u8>>,
 }
 

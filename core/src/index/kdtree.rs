@@ -68,6 +68,7 @@ pub struct KdTreeIndex {
     /// Node 0 is the root (when there is one).
     nodes: Vec<Node>,
     /// Per node, `dimension` lower bounds then `dimension` upper bounds.
+    #[serde(with = "crate::codec::bulk")]
     bounds: Vec<f32>,
     /// Slots in the leaves.
     len: u32,

@@ -51,6 +51,7 @@ pub struct LshIndex {
     params: LshParams,
     dimension: u32,
     /// `num_tables * hash_size` hyperplane normals of `dimension` floats, table-major.
+    #[serde(with = "crate::codec::bulk")]
     planes: Vec<f32>,
     /// Per table, hash → ascending slots.
     tables: Vec<BTreeMap<u64, Vec<u32>>>,

@@ -42,6 +42,7 @@ pub struct VectorStore {
     /// `len * dimension` floats, row-major, starting on a cache line. Rows of deleted
     /// chunks stay in place.
     data: aligned::AlignedF32,
+    #[serde(with = "crate::codec::bulk")]
     norms: Vec<f32>,
     /// Compact codes of the rows, scanned first by [`exact_search`].
     codes: quant::QuantizedCodes,

@@ -54,8 +54,10 @@ pub enum QuantizedCodes {
 pub struct Sq8Codes {
     oversample: u32,
     /// Per-dimension minimum; empty until trained.
+    #[serde(with = "crate::codec::bulk")]
     min: Vec<f32>,
     /// Per-dimension step (`(max − min) / 255`); empty until trained.
+    #[serde(with = "crate::codec::bulk")]
     scale: Vec<f32>,
     /// `len × dim` codes, row-major, starting on a cache line; empty until trained.
     codes: AlignedU8,
@@ -65,6 +67,7 @@ pub struct Sq8Codes {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinaryCodes {
     oversample: u32,
+    #[serde(with = "crate::codec::bulk")]
     bits: Vec<u64>,
 }
 
