@@ -546,7 +546,16 @@ pub(crate) mod bulk {
                     entries.push((key, value));
                 }
                 // Sorted already: the sort inside is one pass over the entries.
-                Ok(entries.into_iter().collect())
+                #[cfg(not(feature = "small-maps"))]
+                let map = entries.into_iter().collect();
+                // Ordered inserts: no sort instantiated per map type (see Cargo.toml).
+                #[cfg(feature = "small-maps")]
+                let map = {
+                    let mut map = BTreeMap::new();
+                    map.extend(entries);
+                    map
+                };
+                Ok(map)
             }
         }
 
