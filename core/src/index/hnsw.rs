@@ -727,6 +727,326 @@ impl HnswIndex {
     }
 }
 
+/// Number of linked nodes (gaps not counted) below which [`HnswIndex::build`] inserts one
+/// node at a time, exactly as [`IndexWrite::insert`] does: small libraries get the same
+/// bytes as when built from the log, and batches only start once the graph can route
+/// them.
+pub const BUILD_SERIAL_BELOW: usize = 1024;
+
+/// Largest batch of [`HnswIndex::build`]. A node is scored against every earlier node of
+/// its batch, so the batch bounds that extra work (about half a batch of distances per
+/// node, against a few thousand for the search itself at the default `ef_construction`).
+/// Like [`BUILD_SERIAL_BELOW`], it decides the graph a rebuild makes: changing either
+/// changes the bytes a log replays to (as changing `insert` would).
+pub const BUILD_BATCH_MAX: usize = 1024;
+
+/// Nodes of a batch a worker claims at a time.
+#[cfg(feature = "std")]
+const BUILD_CLAIM: usize = 8;
+
+/// Size of the next batch of [`HnswIndex::build`] for a graph of `linked` nodes (gaps
+/// not counted): an eighth of them, capped. A function of the graph alone, never of the
+/// thread count.
+fn build_batch(linked: usize) -> usize {
+    (linked / 8).clamp(1, BUILD_BATCH_MAX)
+}
+
+/// The neighbours chosen for a node of a batch, per layer (layer 0 first).
+type Plan = Vec<Vec<u32>>;
+
+/// Working memory of one thread of [`HnswIndex::build`]'s first phase.
+#[derive(Default)]
+struct BuildScratch {
+    search: Scratch,
+    /// The best earlier nodes of the batch, scored against the node being planned.
+    mates: Vec<Scored>,
+    /// The earlier nodes of the batch that reach layer 1 or above, with their levels.
+    upper: Vec<(Scored, u8)>,
+}
+
+impl HnswIndex {
+    /// Builds the graph of `slots` (ascending; slots not given become deleted, unlinked
+    /// gaps as with [`IndexWrite::insert`]) in batches, the search of each batch's nodes
+    /// on `threads` threads.
+    ///
+    /// The bytes built do not depend on `threads`: batch boundaries depend only on the
+    /// number of nodes linked so far ([`build_batch`]), and each batch runs in two
+    /// phases.
+    /// 1. Every node of the batch, independently (in parallel with `std`): greedy descent
+    ///    and an `ef_construction` search of each layer it reaches on the graph as it was
+    ///    before the batch (read-only), its candidates rescored with full vectors on an
+    ///    SQ8 store as [`IndexWrite::insert`] does, merged with the earlier nodes of the
+    ///    same batch that reach the layer (scored exactly, since the graph cannot find
+    ///    them yet), the best `ef_construction` kept (ties by slot) and its neighbours
+    ///    chosen with the same heuristic. This is a pure function of the node, the store
+    ///    and the graph before the batch.
+    /// 2. Serially, in slot order: the node is appended, its links set, each neighbour
+    ///    linked back (pruning as `insert` does), and the entry point raised.
+    ///
+    /// The result differs from inserting the same slots one at a time (a node does not
+    /// route through the earlier nodes of its batch, but compares with all of them); the
+    /// recall is the same within noise (`tests/hnsw_build.rs`).
+    pub fn build(params: &HnswParams, store: &VectorStore, slots: &[u32], threads: usize) -> Self {
+        let mut index = HnswIndex::new(params, store);
+        let mut scratch: Vec<BuildScratch> = Vec::new();
+        scratch.resize_with(threads.max(1), BuildScratch::default);
+        let mut rest = slots;
+        let mut batch: Vec<(u32, u8)> = Vec::new();
+        // Nodes linked so far (gaps not counted, so that a sparse live set does not get
+        // batches as large as the graph's live part).
+        let mut linked = 0usize;
+        while !rest.is_empty() {
+            if linked < BUILD_SERIAL_BELOW {
+                let before = index.len();
+                index.insert(store, rest[0]);
+                rest = &rest[1..];
+                linked += usize::from(index.len() > before);
+                continue;
+            }
+            // The next nodes, skipped as `insert` skips them (out of order or absent).
+            let size = build_batch(linked);
+            let mut next = index.len();
+            batch.clear();
+            while batch.len() < size
+                && let Some((&slot, tail)) = rest.split_first()
+            {
+                rest = tail;
+                if (slot as usize) >= next && (slot as usize) < store.len() {
+                    batch.push((slot, index.level_of(slot)));
+                    next = slot as usize + 1;
+                }
+            }
+            linked += batch.len();
+            let plans = index.plan_batch(store, &batch, &mut scratch);
+            let mut s = core::mem::take(&mut *index.scratch);
+            for (&(slot, level), plan) in batch.iter().zip(&plans) {
+                index.apply_plan(store, slot, level, plan, &mut s);
+            }
+            *index.scratch = s;
+        }
+        index
+    }
+
+    /// Phase 1 of a batch: the plan of every node, on as many threads as `scratch` holds
+    /// (with `std`), in batch order whatever the threads.
+    fn plan_batch(
+        &self,
+        store: &VectorStore,
+        batch: &[(u32, u8)],
+        scratch: &mut [BuildScratch],
+    ) -> Vec<Plan> {
+        #[cfg(feature = "std")]
+        if scratch.len() > 1 && batch.len() > BUILD_CLAIM {
+            extern crate std;
+            use core::sync::atomic::{AtomicUsize, Ordering as Atomic};
+            let claimed = AtomicUsize::new(0);
+            let mut plans: Vec<Plan> = vec![Vec::new(); batch.len()];
+            let done: Vec<Vec<(usize, Plan)>> = std::thread::scope(|scope| {
+                let workers: Vec<_> = scratch
+                    .iter_mut()
+                    .map(|s| {
+                        let claimed = &claimed;
+                        scope.spawn(move || {
+                            let mut out = Vec::new();
+                            loop {
+                                let start = claimed.fetch_add(BUILD_CLAIM, Atomic::Relaxed);
+                                if start >= batch.len() {
+                                    break out;
+                                }
+                                for i in start..(start + BUILD_CLAIM).min(batch.len()) {
+                                    out.push((i, self.plan(store, batch, i, s)));
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for (i, plan) in done.into_iter().flatten() {
+                plans[i] = plan;
+            }
+            return plans;
+        }
+        let s = &mut scratch[0];
+        (0..batch.len())
+            .map(|i| self.plan(store, batch, i, s))
+            .collect()
+    }
+
+    /// The plan of node `i` of `batch` (see [`HnswIndex::build`]); reads the graph only.
+    fn plan(
+        &self,
+        store: &VectorStore,
+        batch: &[(u32, u8)],
+        i: usize,
+        b: &mut BuildScratch,
+    ) -> Plan {
+        let query = store.query(store.vector(batch[i].0));
+        match quant::Sq8Query::new(store, &query) {
+            Some(approx) => self.plan_with(
+                store,
+                &query,
+                batch,
+                i,
+                &|other| approx.score(other),
+                &|other| kernels::prefetch_bytes(approx.row(other)),
+                true,
+                b,
+            ),
+            None => self.plan_with(
+                store,
+                &query,
+                batch,
+                i,
+                &|other| store.score(&query, other),
+                &|other| touch_vector(store, other),
+                false,
+                b,
+            ),
+        }
+    }
+
+    /// [`HnswIndex::plan`] with the search's `score`; with `rescore`, the candidates
+    /// found are scored again with full vectors (`score` walks SQ8 codes).
+    #[allow(clippy::too_many_arguments)]
+    fn plan_with(
+        &self,
+        store: &VectorStore,
+        query: &QueryVector<'_>,
+        batch: &[(u32, u8)],
+        i: usize,
+        score: &impl Fn(u32) -> f32,
+        touch: &impl Fn(u32),
+        rescore: bool,
+        b: &mut BuildScratch,
+    ) -> Plan {
+        let (slot, level) = batch[i];
+        let level_us = usize::from(level);
+        let ef = (self.params.ef_construction as usize).max(self.m());
+        // The earlier nodes of the batch, scored exactly: the best `ef` of them for layer
+        // 0 (more could not be kept below), and all that reach layer 1 or above (a few),
+        // best first.
+        let BuildScratch {
+            search: s,
+            mates,
+            upper,
+        } = b;
+        mates.clear();
+        upper.clear();
+        for &(mate, mate_level) in &batch[..i] {
+            let scored = Scored {
+                score: store.score(query, mate),
+                slot: mate,
+            };
+            mates.push(scored);
+            if mate_level > 0 {
+                upper.push((scored, mate_level));
+            }
+        }
+        if mates.len() > ef {
+            mates.select_nth_unstable_by(ef - 1, Scored::rank_cmp);
+            mates.truncate(ef);
+        }
+        upper.sort_unstable_by(|x, y| x.0.rank_cmp(&y.0));
+
+        let mut plan: Plan = vec![Vec::new(); level_us + 1];
+        let top = usize::from(self.max_level);
+        let Some(entry) = self.entry else {
+            return plan;
+        };
+        let mut best = Scored {
+            score: score(entry),
+            slot: entry,
+        };
+        for layer in (level_us + 1..=top).rev() {
+            best = self.greedy(score, touch, best, layer, &mut s.heaps.scores);
+        }
+        s.entries.clear();
+        s.entries.push(best);
+        let everything = |_: u32| true;
+        for layer in (0..=level_us).rev() {
+            s.pool.clear();
+            if layer <= top {
+                s.visited.reset(self.len());
+                self.search_layer(
+                    score,
+                    &everything,
+                    touch,
+                    &s.entries,
+                    ef,
+                    layer,
+                    &mut s.visited,
+                    &mut s.heaps,
+                    &mut s.found,
+                );
+                s.pool.extend_from_slice(&s.found);
+                if rescore {
+                    for p in &s.pool {
+                        touch_vector(store, p.slot);
+                    }
+                    for p in &mut s.pool {
+                        p.score = store.score(query, p.slot);
+                    }
+                }
+                core::mem::swap(&mut s.entries, &mut s.found);
+            }
+            // The best `ef` earlier nodes of the batch on this layer.
+            if layer == 0 {
+                s.pool.extend_from_slice(mates);
+            } else {
+                s.pool.extend(
+                    upper
+                        .iter()
+                        .filter(|&&(_, l)| usize::from(l) >= layer)
+                        .map(|&(m, _)| m)
+                        .take(ef),
+                );
+            }
+            s.pool.sort_unstable_by(Scored::rank_cmp);
+            s.pool.truncate(ef);
+            let deleted = &self.deleted;
+            if s.pool.iter().any(|p| !deleted.contains(p.slot)) {
+                s.pool.retain(|p| !deleted.contains(p.slot));
+            }
+            Self::select(store, &s.pool, self.m(), &mut s.chosen);
+            plan[layer].extend_from_slice(&s.chosen);
+        }
+        debug_assert!(plan.iter().flatten().all(|&n| n != slot));
+        plan
+    }
+
+    /// Phase 2 for one node: appends it (after any gap), sets its links, links its
+    /// neighbours back, and makes it the entry point if it is the highest node.
+    fn apply_plan(
+        &mut self,
+        store: &VectorStore,
+        slot: u32,
+        level: u8,
+        plan: &[Vec<u32>],
+        s: &mut Scratch,
+    ) {
+        while self.len() < slot as usize {
+            let gap = self.len() as u32;
+            self.push_node(0);
+            self.deleted.insert(gap);
+        }
+        self.push_node(level);
+        for (layer, chosen) in plan.iter().enumerate() {
+            self.set_neighbours(slot, layer, chosen);
+            for &n in chosen {
+                self.link(store, n, layer, slot, s);
+            }
+        }
+        if level > self.max_level || self.entry.is_none() {
+            self.entry = Some(slot);
+            self.max_level = level;
+        }
+    }
+}
+
 impl IndexRead for HnswIndex {
     fn search(
         &self,
