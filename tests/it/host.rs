@@ -962,6 +962,113 @@ fn host_rebuilds_optimizes_and_enforces_limits_and_keeps_them_across_restart() {
     assert_eq!(reply.1["hits"].as_array().map(Vec::len), Some(3));
 }
 
+/// The writer applies `RebuildIndex` and `Optimize` natively (on every core, outside
+/// its instance: `host/src/tenant.rs` `apply_natively`) and hands its read instances
+/// the result; a replica started before them replays the same records inside its
+/// component, one thread. Both must hold the very same library: the same answers,
+/// scores included, for every query, over enough documents (2,500) that the rebuild
+/// links in parallel batches.
+#[test]
+fn native_rebuilds_match_a_replica_that_replays_them() {
+    const DIM: usize = 16;
+    const DOCS: usize = 2_500;
+    let vector = |d: usize| -> Vec<f32> {
+        (0..DIM as u64)
+            .map(|i| {
+                let mut x = (d as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ^ (i + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                x ^= x >> 31;
+                x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+                x ^= x >> 29;
+                (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = dir.path().display().to_string();
+    let writer = Server::start_with(&storage, &[], &["--read-instances", "2"]);
+    create_library(&writer.http, "big", DIM);
+    for start in (0..DOCS).step_by(500) {
+        let documents: Vec<Value> = (start..start + 500)
+            .map(|d| json!({"id": format!("d{d}"), "chunks": [{"text": "", "embedding": vector(d)}]}))
+            .collect();
+        let reply = writer.http.post(
+            "/v1/libraries/big/documents/batch",
+            &json!({"documents": documents}),
+        );
+        assert_eq!(reply.0, 200, "batch: {}", reply.1);
+    }
+    let replica = Server::start_with(
+        &storage,
+        &[],
+        &["--replica-of", &storage, "--poll-interval-ms", "50"],
+    );
+    let caught_up = |seq: u64| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while library_info(&replica.http, "big")["seq"].as_u64() != Some(seq) {
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not reach seq {seq}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    caught_up(
+        library_info(&writer.http, "big")["seq"]
+            .as_u64()
+            .expect("seq"),
+    );
+
+    let reply = writer.http.post(
+        "/v1/libraries/big/rebuild",
+        &json!({"index": {"type": "hnsw", "m": 8, "ef_construction": 64}}),
+    );
+    assert_eq!(reply.0, 200, "rebuild: {}", reply.1);
+    for d in (0..DOCS).step_by(5) {
+        assert_eq!(
+            writer
+                .http
+                .delete(&format!("/v1/libraries/big/documents/d{d}"))
+                .0,
+            204
+        );
+    }
+    let reply = writer.http.post("/v1/libraries/big/optimize", &json!({}));
+    assert_eq!(reply.0, 200, "optimize: {}", reply.1);
+    let seq = reply.1["seq"].as_u64().expect("seq");
+    caught_up(seq);
+
+    let hits = |http: &Http, d: usize| -> Value {
+        let reply = http.post(
+            "/v1/libraries/big/search",
+            &json!({"vector": vector(d), "k": 10, "params": {"ef": 16}}),
+        );
+        assert_eq!(reply.0, 200, "search: {}", reply.1);
+        reply.1["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .map(|h| json!([h["document_id"], h["chunk_id"], h["score"]]))
+            .collect()
+    };
+    let mut found_itself = 0;
+    for d in (1..DOCS).step_by(37) {
+        let ours = hits(&writer.http, d);
+        assert_eq!(
+            ours,
+            hits(&replica.http, d),
+            "query d{d}: writer and replica differ"
+        );
+        found_itself += usize::from(ours[0][0] == format!("d{d}") && d % 5 != 0);
+    }
+    // The graph is a real HNSW graph: a live document finds itself first.
+    let live_queries = (1..DOCS).step_by(37).filter(|d| d % 5 != 0).count();
+    assert!(
+        found_itself * 10 >= live_queries * 9,
+        "{found_itself}/{live_queries}"
+    );
+}
+
 /// Sends a POST whose headers declare `length` body bytes but sends no body, and reads
 /// the answer (the server must answer from the headers alone).
 fn post_headers_only(base: &str, path: &str, length: usize) -> (u16, Value) {
