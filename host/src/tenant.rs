@@ -778,10 +778,16 @@ impl Tenant {
                 return Ok(outcomes);
             };
             let (first_seq, last_seq) = (first.seq, last.seq);
+            // The records are applied: whatever happens to this snapshot, they are
+            // logged below. Without it (the batch deleted the library, or the instance
+            // trapped and is discarded) the readers replay the records themselves.
             let image = match (native, &self.readers) {
                 (true, Some(_)) => match blocking(|| instance.snapshot(library)) {
                     Ok(bytes) => Some(bytes),
-                    Err(e) => return Err(self.fail(state, e)),
+                    Err(e) => {
+                        drop(self.fail(state, e));
+                        None
+                    }
                 },
                 _ => None,
             };
