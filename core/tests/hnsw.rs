@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::{random_store, splitmix64};
+
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -30,13 +32,6 @@ struct Fixture {
     /// The first `N` slots.
     all: Bitset,
     index: AnyIndex,
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn build(params: &HnswParams, store: &VectorStore, n: usize) -> AnyIndex {
@@ -267,26 +262,6 @@ fn corrupted_bytes_never_panic() {
 }
 
 /// Random vectors for the other metrics, with `quantization`'s codes.
-fn random_store(
-    metric: Metric,
-    n: usize,
-    dim: usize,
-    seed: u64,
-    quantization: QuantizationConfig,
-) -> VectorStore {
-    let mut store = VectorStore::with_quantization(dim as u32, metric, quantization);
-    let mut state = seed;
-    for _ in 0..n {
-        let v: Vec<f32> = (0..dim)
-            .map(|_| {
-                state = splitmix64(state);
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect();
-        store.push(&v);
-    }
-    store
-}
 
 #[test]
 fn l2_and_dot_recall_on_random_vectors() {

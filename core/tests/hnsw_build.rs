@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::random_store;
+
 use std::time::Instant;
 
 use arrwdb_core::api::{QuantizationConfig, QuantizationParams};
@@ -18,34 +20,6 @@ use arrwdb_core::index::{
 use arrwdb_core::{Command, Engine, HnswParams, IndexConfig, Metric, Outcome};
 
 const K: usize = 10;
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn random_store(
-    metric: Metric,
-    n: usize,
-    dim: usize,
-    seed: u64,
-    quantization: QuantizationConfig,
-) -> VectorStore {
-    let mut store = VectorStore::with_quantization(dim as u32, metric, quantization);
-    let mut state = seed;
-    for _ in 0..n {
-        let v: Vec<f32> = (0..dim)
-            .map(|_| {
-                state = splitmix64(state);
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect();
-        store.push(&v);
-    }
-    store
-}
 
 fn sq8() -> QuantizationConfig {
     QuantizationConfig::Sq8(QuantizationParams { oversample: 4 })

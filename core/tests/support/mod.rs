@@ -161,3 +161,34 @@ pub fn ivecs_groundtruth(limit: usize) -> Vec<Vec<usize>> {
     }
     out
 }
+
+/// splitmix64: the tests' seeded pseudo-random numbers.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A store of `n` pseudo-random vectors of `dim` components in [-1, 1) from `seed`.
+pub fn random_store(
+    metric: Metric,
+    n: usize,
+    dim: usize,
+    seed: u64,
+    quantization: api::QuantizationConfig,
+) -> arrwdb_core::index::VectorStore {
+    let mut store =
+        arrwdb_core::index::VectorStore::with_quantization(dim as u32, metric, quantization);
+    let mut state = seed;
+    for _ in 0..n {
+        let v: Vec<f32> = (0..dim)
+            .map(|_| {
+                state = splitmix64(state);
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect();
+        store.push(&v);
+    }
+    store
+}
