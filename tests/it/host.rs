@@ -767,23 +767,26 @@ fn host_resets_an_instance_that_runs_out_of_memory() {
     assert_eq!(objects(dir.path(), "big", "wal").len(), 3);
 }
 
+/// Distinct pseudo-random vectors of `dim` components in [-1, 1): a splitmix64-style
+/// hash of the document number `d` and the position.
+fn hashed_vector(d: usize, dim: usize) -> Vec<f32> {
+    (0..dim as u64)
+        .map(|i| {
+            let mut x = (d as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ (i + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            x ^= x >> 31;
+            x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+            x ^= x >> 29;
+            (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
 /// Rebuild to HNSW, optimize and the request limits over the JSON API; shared by the
 /// host and the edge tests (the same routes and messages in both runtimes).
 pub(crate) fn rebuild_optimize_and_limits_over_http(http: &Http) {
     const DIM: usize = 8;
-    // Distinct pseudo-random vectors (a splitmix64-style hash of document and position).
-    let vector = |d: usize| -> Vec<f32> {
-        (0..DIM as u64)
-            .map(|i| {
-                let mut x = (d as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    ^ (i + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                x ^= x >> 31;
-                x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-                x ^= x >> 29;
-                (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    };
+    let vector = |d: usize| hashed_vector(d, DIM);
     let reply = http.post("/v1/libraries", &json!({"name": "maint", "dimension": DIM}));
     assert_eq!(reply.0, 201, "create: {}", reply.1);
     let documents: Vec<Value> = (0..40)
@@ -972,18 +975,7 @@ fn host_rebuilds_optimizes_and_enforces_limits_and_keeps_them_across_restart() {
 fn native_rebuilds_match_a_replica_that_replays_them() {
     const DIM: usize = 16;
     const DOCS: usize = 2_500;
-    let vector = |d: usize| -> Vec<f32> {
-        (0..DIM as u64)
-            .map(|i| {
-                let mut x = (d as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    ^ (i + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                x ^= x >> 31;
-                x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-                x ^= x >> 29;
-                (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    };
+    let vector = |d: usize| hashed_vector(d, DIM);
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = dir.path().display().to_string();
     let writer = Server::start_with(&storage, &[], &["--read-instances", "2"]);
