@@ -14,7 +14,6 @@ use crate::codec;
 use crate::command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 use crate::error::{Error, Result};
 use crate::filter::{FieldPath, Filter};
-use crate::index::hnsw::HnswIndex;
 use crate::index::{
     self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, Scored, SearchOptions, VectorStore,
 };
@@ -375,20 +374,6 @@ fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()>
     Ok(())
 }
 
-/// Threads of a full HNSW rebuild: every core with `std` (1 where threads are not
-/// available, as in wasm), 1 without. The graph built is the same for any count.
-fn build_threads() -> usize {
-    #[cfg(feature = "std")]
-    {
-        extern crate std;
-        std::thread::available_parallelism().map_or(1, core::num::NonZeroUsize::get)
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        1
-    }
-}
-
 /// The request's mode, explicit or inferred, checked against what it carries.
 fn search_mode(request: &SearchRequest) -> Result<SearchMode> {
     let (vector, text) = (request.vector.is_some(), request.text.is_some());
@@ -564,18 +549,10 @@ impl LibraryState {
         }
     }
 
-    /// Replaces the index configuration and rebuilds the index from every live slot in
-    /// slot order, so the result depends only on the live set. HNSW builds in batches
-    /// on [`build_threads`] threads ([`HnswIndex::build`]: the same bytes whatever the
-    /// thread count); the other kinds insert slot after slot.
+    /// Replaces the index configuration and rebuilds the index by inserting every
+    /// live slot in slot order, so the result depends only on the live set.
     fn rebuild_index(&mut self, config: IndexConfig) {
         self.config.index = config;
-        if let IndexConfig::Hnsw(params) = &self.config.index {
-            let slots: Vec<u32> = self.live.iter().collect();
-            let graph = HnswIndex::build(params, &self.vectors, &slots, build_threads());
-            self.index = AnyIndex::Hnsw(graph);
-            return;
-        }
         let mut index = AnyIndex::new(&self.config.index, &self.vectors);
         for slot in self.live.iter() {
             index.insert(&self.vectors, slot);

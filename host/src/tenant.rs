@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use arrwdb_core::storage::{self, MANIFEST_VERSION, Manifest};
-use arrwdb_core::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord, codec};
+use arrwdb_core::{Command, Outcome, Query, QueryResponse, codec};
 use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
 use crate::component::{CallError, EngineComponent, EngineInstance};
@@ -734,9 +734,6 @@ impl Tenant {
             };
             let mut records = Vec::new();
             let mut outcomes = Vec::with_capacity(commands.len());
-            // A record applied natively: the readers get the library's new snapshot
-            // instead of the records, so they do not rebuild the index themselves.
-            let mut native = false;
             for command in commands {
                 let record = match blocking(|| instance.prepare(command)) {
                     Ok(record) => record,
@@ -746,13 +743,7 @@ impl Tenant {
                     }
                     Err(e) => return Err(self.fail(state, e)),
                 };
-                let applied = if rebuilds_index(&record) {
-                    native = true;
-                    blocking(|| apply_natively(instance, &record))
-                } else {
-                    blocking(|| instance.apply(&record))
-                };
-                match applied {
+                match blocking(|| instance.apply(&record)) {
                     Ok(outcome) => {
                         outcomes.push(Ok(outcome));
                         records.push(record);
@@ -778,19 +769,6 @@ impl Tenant {
                 return Ok(outcomes);
             };
             let (first_seq, last_seq) = (first.seq, last.seq);
-            // The records are applied: whatever happens to this snapshot, they are
-            // logged below. Without it (the batch deleted the library, or the instance
-            // trapped and is discarded) the readers replay the records themselves.
-            let image = match (native, &self.readers) {
-                (true, Some(_)) => match blocking(|| instance.snapshot(library)) {
-                    Ok(bytes) => Some(bytes),
-                    Err(e) => {
-                        drop(self.fail(state, e));
-                        None
-                    }
-                },
-                _ => None,
-            };
             let key = storage::wal_key(&self.name, library, first_seq);
             let segment = match codec::encode_wal_segment(&records) {
                 Ok(segment) => segment,
@@ -815,13 +793,7 @@ impl Tenant {
                     tracing::debug!(%key, records = records.len(), "WAL segment written");
                     crate::events::bus().committed(&self.name, library, &records);
                     if let Some(readers) = &self.readers {
-                        readers.push(match image {
-                            Some(snapshot) => ReadOp::Library {
-                                library: library.into(),
-                                snapshot: Some(snapshot),
-                            },
-                            None => ReadOp::Records(records),
-                        });
+                        readers.push(ReadOp::Records(records));
                     }
                     // A newer writer claimed the library while this segment was in
                     // flight: it is durable and the new writer will read it, but this
@@ -1465,40 +1437,4 @@ pub async fn collect_garbage(
         tracing::info!(%library, objects = doomed.len(), "garbage collected");
     }
     Ok(doomed.len())
-}
-
-/// Whether `record` rebuilds a whole index (`RebuildIndex`, `Optimize`): the writer
-/// applies those natively ([`apply_natively`]).
-fn rebuilds_index(record: &WalRecord) -> bool {
-    matches!(record.op, WalOp::RebuildIndex(_) | WalOp::Optimize)
-}
-
-/// Applies `record` with the native engine and loads the result into `instance`.
-///
-/// A full HNSW rebuild searches its batches on every core natively
-/// (`HnswIndex::build`; one thread inside the component, which is single-threaded),
-/// and builds the same bytes for any number of threads, so the library the instance
-/// gets is exactly the one its own `apply` would have built (the conformance suite
-/// checks native against wasm; `tests/it/host.rs`
-/// `native_rebuilds_match_a_replica_that_replays_them` checks this path), only
-/// sooner — and outside the instance's call deadline, which a rebuild of a large
-/// library in wasm can exceed. The cost is one snapshot out of the instance and one
-/// back in.
-fn apply_natively(instance: &mut EngineInstance, record: &WalRecord) -> Result<Outcome, CallError> {
-    let refused = |e: arrwdb_core::Error| CallError::Refused(e.into());
-    let before = instance.snapshot(&record.library)?;
-    let mut engine = arrwdb_core::Engine::new();
-    engine.restore(&before).map_err(refused)?;
-    let started = Instant::now();
-    let outcome = engine.apply(record).map_err(refused)?;
-    tracing::info!(
-        library = %record.library,
-        seq = record.seq,
-        ms = started.elapsed().as_millis() as u64,
-        "index rebuilt natively"
-    );
-    let after = engine.snapshot(&record.library).map_err(refused)?;
-    drop(engine);
-    instance.restore(&after)?;
-    Ok(outcome)
 }
