@@ -280,41 +280,31 @@ impl Pool {
     }
 }
 
-impl Clone for Pool {
-    fn clone(&self) -> Self {
-        Pool::default()
-    }
+/// Working memory kept beside the graph (`Scratch`, `Pool`): not part of the index's
+/// value, so a clone starts empty, any two compare equal, and `Debug` shows the name.
+macro_rules! transient {
+    ($($name:ident),*) => {$(
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name::default()
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, _: &Self) -> bool {
+                true
+            }
+        }
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str(stringify!($name))
+            }
+        }
+    )*};
 }
 
-impl PartialEq for Pool {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl core::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Pool")
-    }
-}
-
-impl Clone for Scratch {
-    fn clone(&self) -> Self {
-        Scratch::default()
-    }
-}
-
-impl PartialEq for Scratch {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl core::fmt::Debug for Scratch {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("Scratch")
-    }
-}
+transient!(Pool, Scratch);
 
 impl HnswIndex {
     /// An empty graph with `params` (already validated by the library config).
