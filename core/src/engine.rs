@@ -14,6 +14,7 @@ use crate::codec;
 use crate::command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
 use crate::error::{Error, Result};
 use crate::filter::{FieldPath, Filter};
+use crate::index::hnsw::HnswIndex;
 use crate::index::{
     self, Allowed, AnyIndex, Bitset, IndexRead, IndexWrite, Scored, SearchOptions, VectorStore,
 };
@@ -175,6 +176,26 @@ impl Engine {
     /// # Errors
     /// `Conflict` for a record out of sequence, and every error of [`Engine::prepare`].
     pub fn apply(&mut self, record: &WalRecord) -> Result<Outcome> {
+        let budget = Budget {
+            threads: build_threads(),
+            stop: &|| false,
+        };
+        self.apply_within(record, budget)?
+            .ok_or_else(|| Error::Internal("an index build stopped unasked".into()))
+    }
+
+    /// [`Engine::apply`], building an index (`RebuildIndex`, `Optimize`) on
+    /// `budget.threads` threads and giving it up once `budget.stop` answers `true`:
+    /// then the answer is `Ok(None)` and the library is as it was before the record.
+    /// The index built is the same for any thread count.
+    ///
+    /// # Errors
+    /// Those of [`Engine::apply`].
+    pub fn apply_within(
+        &mut self,
+        record: &WalRecord,
+        budget: Budget<'_>,
+    ) -> Result<Option<Outcome>> {
         let name = &record.library;
         if let WalOp::CreateLibrary(config) = &record.op {
             if self.libraries.contains_key(name) {
@@ -190,7 +211,7 @@ impl Engine {
             let state = LibraryState::new(config.clone());
             let info = state.info();
             self.libraries.insert(name.clone(), state);
-            return Ok(Outcome::LibraryCreated(info));
+            return Ok(Some(Outcome::LibraryCreated(info)));
         }
         let lib = self
             .libraries
@@ -207,9 +228,9 @@ impl Engine {
             WalOp::CreateLibrary(_) => return Err(Error::LibraryExists(name.clone())),
             WalOp::DeleteLibrary => {
                 self.libraries.remove(name);
-                return Ok(Outcome::LibraryDeleted {
+                return Ok(Some(Outcome::LibraryDeleted {
                     library: name.clone(),
-                });
+                }));
             }
             WalOp::UpsertDocument(document) => {
                 lib.validate_document(document)?;
@@ -225,14 +246,18 @@ impl Engine {
             }
             WalOp::RebuildIndex(index) => {
                 index.validate()?;
-                lib.rebuild_index(index.clone());
+                if lib.rebuild_index(index.clone(), budget).is_none() {
+                    return Ok(None);
+                }
                 lib.seq = record.seq;
-                return Ok(Outcome::IndexRebuilt(lib.info()));
+                return Ok(Some(Outcome::IndexRebuilt(lib.info())));
             }
             WalOp::Optimize => {
-                lib.optimize();
+                if lib.optimize(budget).is_none() {
+                    return Ok(None);
+                }
                 lib.seq = record.seq;
-                return Ok(Outcome::Optimized(lib.info()));
+                return Ok(Some(Outcome::Optimized(lib.info())));
             }
             WalOp::DeleteDocuments { ids } => {
                 // Ids that are gone already (a log is outside input) are skipped: the
@@ -252,7 +277,7 @@ impl Engine {
             }
         };
         lib.seq = record.seq;
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     /// Answers a read-only request.
@@ -372,6 +397,60 @@ fn validate_vector(config: &LibraryConfig, field: &str, v: &[f32]) -> Result<()>
         )));
     }
     Ok(())
+}
+
+/// How [`Engine::apply_within`] may build an index.
+#[derive(Clone, Copy)]
+pub struct Budget<'a> {
+    /// Threads of an HNSW build (used with `std`; the graph is the same for any count).
+    pub threads: usize,
+    /// Asked between the nodes of a build; `true` gives the build up.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl core::fmt::Debug for Budget<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Budget")
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Threads of a full HNSW rebuild through [`Engine::apply`]: every core with `std`
+/// natively; 1 in wasm (single-threaded) and without `std`.
+fn build_threads() -> usize {
+    #[cfg(all(feature = "std", not(target_family = "wasm")))]
+    {
+        extern crate std;
+        std::thread::available_parallelism().map_or(1, core::num::NonZeroUsize::get)
+    }
+    #[cfg(not(all(feature = "std", not(target_family = "wasm"))))]
+    {
+        1
+    }
+}
+
+/// A new index of kind `config` over the `live` slots of `vectors`, in slot order (see
+/// [`LibraryState::rebuild_index`]); `None` once `budget.stop` answers `true`.
+fn build_index(
+    config: &IndexConfig,
+    vectors: &VectorStore,
+    live: &Bitset,
+    budget: Budget<'_>,
+) -> Option<AnyIndex> {
+    if let IndexConfig::Hnsw(params) = config {
+        let slots: Vec<u32> = live.iter().collect();
+        let graph = HnswIndex::build_until(params, vectors, &slots, budget.threads, budget.stop)?;
+        return Some(AnyIndex::Hnsw(graph));
+    }
+    let mut index = AnyIndex::new(config, vectors);
+    for slot in live.iter() {
+        if (budget.stop)() {
+            return None;
+        }
+        index.insert(vectors, slot);
+    }
+    Some(index)
 }
 
 /// The request's mode, explicit or inferred, checked against what it carries.
@@ -549,41 +628,51 @@ impl LibraryState {
         }
     }
 
-    /// Replaces the index configuration and rebuilds the index by inserting every
-    /// live slot in slot order, so the result depends only on the live set.
-    fn rebuild_index(&mut self, config: IndexConfig) {
+    /// Replaces the index configuration and rebuilds the index from every live slot in
+    /// slot order, so the result depends only on the live set: HNSW in batches on
+    /// `budget.threads` threads ([`HnswIndex::build`]: the same bytes for any thread
+    /// count), the other kinds slot after slot. `None`, with nothing changed, once
+    /// `budget.stop` answers `true`.
+    fn rebuild_index(&mut self, config: IndexConfig, budget: Budget<'_>) -> Option<()> {
+        let index = build_index(&config, &self.vectors, &self.live, budget)?;
         self.config.index = config;
-        let mut index = AnyIndex::new(&self.config.index, &self.vectors);
-        for slot in self.live.iter() {
-            index.insert(&self.vectors, slot);
-        }
         self.index = index;
+        Some(())
     }
 
     /// Compacts tombstones: the live chunks get dense slots in their old slot order
     /// (so exact results and their tie-breaks are unchanged), then the index is rebuilt
-    /// over them (IVF retrains on the first `train_size` of them).
-    fn optimize(&mut self) {
-        let old_slots = core::mem::take(&mut self.slots);
+    /// over them (IVF retrains on the first `train_size` of them). The new index is
+    /// built before anything changes: `None`, with nothing changed, once `budget.stop`
+    /// answers `true`.
+    fn optimize(&mut self, budget: Budget<'_>) -> Option<()> {
         let mut vectors = VectorStore::with_quantization(
             self.config.dimension,
             self.config.metric,
             self.config.quantization,
         );
-        let mut slots = Vec::with_capacity(self.live_chunks as usize);
         let mut live = Bitset::with_capacity(self.live_chunks as usize);
         // Old slot -> new slot; `u32::MAX` for tombstones.
-        let mut renumbered = Vec::with_capacity(old_slots.len());
-        for (old, chunk) in old_slots.into_iter().enumerate() {
-            let Some(chunk) = chunk else {
+        let mut renumbered = Vec::with_capacity(self.slots.len());
+        for (old, chunk) in self.slots.iter().enumerate() {
+            if chunk.is_none() {
                 renumbered.push(u32::MAX);
                 continue;
-            };
+            }
             let slot = vectors.push(self.vectors.vector(old as u32));
-            self.chunk_slots.insert(chunk.id.clone(), slot);
-            slots.push(Some(chunk));
             live.insert(slot);
             renumbered.push(slot);
+        }
+        let index = build_index(&self.config.index, &vectors, &live, budget)?;
+        let mut slots = Vec::with_capacity(self.live_chunks as usize);
+        for (chunk, &slot) in core::mem::take(&mut self.slots)
+            .into_iter()
+            .zip(&renumbered)
+        {
+            if let Some(chunk) = chunk {
+                self.chunk_slots.insert(chunk.id.clone(), slot);
+                slots.push(Some(chunk));
+            }
         }
         for document in self.documents.values_mut() {
             for slot in &mut document.slots {
@@ -594,8 +683,9 @@ impl LibraryState {
         self.slots = slots;
         self.vectors = vectors;
         self.live = live;
-        self.rebuild_index(self.config.index.clone());
+        self.index = index;
         self.rebuild_text();
+        Some(())
     }
 
     /// Builds the text index from scratch over the live chunks, in slot order.

@@ -52,7 +52,7 @@ pub mod storage;
 pub mod text;
 
 pub use command::{Command, Outcome, Query, QueryResponse, WalOp, WalRecord};
-pub use engine::{Engine, LibraryState};
+pub use engine::{Budget, Engine, LibraryState};
 pub use error::{Error, ErrorKind};
 pub use model::{
     ChunkData, DocumentData, EmbeddingConfig, HnswParams, IndexConfig, IvfParams, KdTreeParams,

@@ -2,7 +2,7 @@
 //! thread count (the property every runtime relies on: wasm builds on one thread),
 //! with SQ8 codes and with gaps; the same recall as one-at-a-time inserts on the
 //! pypi-minilm 20k prefix; and an engine library rebuilt through `RebuildIndex` and
-//! `Optimize` (which still insert one node at a time) that still answers.
+//! `Optimize` that still answers.
 
 #![allow(clippy::print_stdout)] // the tests report measured recall and times
 
@@ -258,6 +258,19 @@ fn engine_rebuild_and_optimize_answer_as_before() {
             index: hnsw.clone(),
         },
     );
+    // The engine built on every core here; one thread (as in wasm) builds the same
+    // graph, found verbatim inside the library's state.
+    let mut store = VectorStore::new(support::DIM as u32, Metric::Cosine);
+    for v in support::fvecs("base.fvecs", n) {
+        store.push(&v);
+    }
+    let slots: Vec<u32> = (0..n as u32).collect();
+    let one_thread = bytes(&HnswIndex::build(&HnswParams::default(), &store, &slots, 1));
+    let state = postcard::to_allocvec(flat.library("lib").expect("lib")).expect("serialize");
+    assert!(
+        state.windows(one_thread.len()).any(|w| w == one_thread),
+        "the engine's rebuilt graph differs from a one-thread build"
+    );
     let rebuilt: Vec<Vec<usize>> = queries.iter().map(|q| engine_search(&flat, q)).collect();
     let r_rebuilt = support::recall(&rebuilt, &truth, K);
     println!("engine {n}: recall@{K} inserted {r_before:.4}, rebuilt {r_rebuilt:.4}");
@@ -316,5 +329,100 @@ fn engine_rebuild_and_optimize_answer_as_before() {
     assert_eq!(restored, engine);
     for (q, hits) in queries.iter().zip(&optimized) {
         assert_eq!(&engine_search(&restored, q), hits);
+    }
+}
+
+/// A build told to stop gives up within a few nodes, on any thread count: after the
+/// serial start, inside a batch's parallel phase, and in its serial phase.
+#[test]
+fn a_stopped_build_gives_up_within_a_few_nodes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let store = random_store(Metric::L2, 3_000, 16, 7, QuantizationConfig::None);
+    let slots: Vec<u32> = (0..3_000).collect();
+    let params = HnswParams::default();
+    // Every node asks at least once, so a count of asks is a clock in nodes.
+    let asks = AtomicUsize::new(0);
+    let full = HnswIndex::build_until(&params, &store, &slots, 2, &|| {
+        asks.fetch_add(1, Ordering::Relaxed);
+        false
+    })
+    .expect("a build never stopped finishes");
+    let total = asks.load(Ordering::Relaxed);
+    assert!(
+        total >= slots.len(),
+        "asked {total} times for {} nodes",
+        slots.len()
+    );
+    assert!(bytes(&full) == bytes(&HnswIndex::build(&params, &store, &slots, 1)));
+    for threads in [1, 2] {
+        for at in [10, BUILD_SERIAL_BELOW + 5, total / 2, total - 3] {
+            let asked = AtomicUsize::new(0);
+            let built = HnswIndex::build_until(&params, &store, &slots, threads, &|| {
+                asked.fetch_add(1, Ordering::Relaxed) >= at
+            });
+            assert!(
+                built.is_none(),
+                "{threads} threads, stop at ask {at}: finished"
+            );
+            let asked = asked.load(Ordering::Relaxed);
+            // Each thread asks once more after the stop at most, plus one claim each.
+            assert!(
+                asked <= at + 4 * threads,
+                "{threads} threads kept asking after the stop at {at}: {asked}"
+            );
+        }
+    }
+}
+
+/// `Engine::apply_within` stopped mid-rebuild answers `None` and leaves the library
+/// exactly as it was (same snapshot bytes), for `RebuildIndex` and `Optimize`; the
+/// same record applied afterwards succeeds.
+#[test]
+fn a_stopped_engine_rebuild_changes_nothing() {
+    use arrwdb_core::Budget;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let n = 2_000;
+    let (mut engine, _) = support::load(IndexConfig::Flat, Metric::Cosine, n);
+    for d in (0..n).step_by(3) {
+        apply(
+            &mut engine,
+            Command::DeleteDocument {
+                library: "lib".into(),
+                document: format!("d{d}"),
+            },
+        );
+    }
+    let commands = [
+        Command::RebuildIndex {
+            library: "lib".into(),
+            index: IndexConfig::Hnsw(HnswParams::default()),
+        },
+        Command::Optimize {
+            library: "lib".into(),
+        },
+    ];
+    for command in commands {
+        let record = engine.prepare(command).expect("prepare");
+        let before = engine.snapshot("lib").expect("snapshot");
+        let asked = AtomicUsize::new(0);
+        let stopped = engine
+            .apply_within(
+                &record,
+                Budget {
+                    threads: 2,
+                    stop: &|| asked.fetch_add(1, Ordering::Relaxed) >= 1_200,
+                },
+            )
+            .expect("a stop is not an error");
+        assert!(stopped.is_none(), "{:?} finished", record.op);
+        assert!(
+            engine.snapshot("lib").expect("snapshot") == before,
+            "a stopped {:?} changed the library",
+            record.op
+        );
+        engine
+            .apply(&record)
+            .expect("the same record applies afterwards");
+        assert_eq!(engine.library("lib").expect("lib").seq(), record.seq);
     }
 }

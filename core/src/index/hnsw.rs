@@ -777,6 +777,24 @@ impl HnswIndex {
     /// route through the earlier nodes of its batch, but compares with all of them); the
     /// recall is the same within noise (`tests/hnsw_build.rs`).
     pub fn build(params: &HnswParams, store: &VectorStore, slots: &[u32], threads: usize) -> Self {
+        match Self::build_until(params, store, slots, threads, &|| false) {
+            Some(index) => index,
+            None => unreachable!("a build that is never stopped finishes"),
+        }
+    }
+
+    /// [`HnswIndex::build`], given up (`None`) once `stop` answers `true`. `stop` is
+    /// asked before every node of the serial start and of phase 2, and by each thread
+    /// before every few nodes it plans in phase 1, so a build stops within a few
+    /// nodes' work of being told to (a host enforcing a deadline on a build running
+    /// outside its sandbox relies on this).
+    pub fn build_until(
+        params: &HnswParams,
+        store: &VectorStore,
+        slots: &[u32],
+        threads: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Self> {
         let mut index = HnswIndex::new(params, store);
         let mut scratch: Vec<BuildScratch> = Vec::new();
         scratch.resize_with(threads.max(1), BuildScratch::default);
@@ -786,6 +804,9 @@ impl HnswIndex {
         // batches as large as the graph's live part).
         let mut linked = 0usize;
         while !rest.is_empty() {
+            if stop() {
+                return None;
+            }
             if linked < BUILD_SERIAL_BELOW {
                 let before = index.len();
                 index.insert(store, rest[0]);
@@ -807,24 +828,29 @@ impl HnswIndex {
                 }
             }
             linked += batch.len();
-            let plans = index.plan_batch(store, &batch, &mut scratch);
+            let plans = index.plan_batch(store, &batch, &mut scratch, stop)?;
             let mut s = core::mem::take(&mut *index.scratch);
             for (&(slot, level), plan) in batch.iter().zip(&plans) {
+                if stop() {
+                    return None;
+                }
                 index.apply_plan(store, slot, level, plan, &mut s);
             }
             *index.scratch = s;
         }
-        index
+        Some(index)
     }
 
     /// Phase 1 of a batch: the plan of every node, on as many threads as `scratch` holds
-    /// (with `std`), in batch order whatever the threads.
+    /// (with `std`), in batch order whatever the threads; `None` once `stop` answers
+    /// `true`.
     fn plan_batch(
         &self,
         store: &VectorStore,
         batch: &[(u32, u8)],
         scratch: &mut [BuildScratch],
-    ) -> Vec<Plan> {
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Vec<Plan>> {
         #[cfg(feature = "std")]
         if scratch.len() > 1 && batch.len() > BUILD_CLAIM {
             extern crate std;
@@ -840,7 +866,7 @@ impl HnswIndex {
                             let mut out = Vec::new();
                             loop {
                                 let start = claimed.fetch_add(BUILD_CLAIM, Atomic::Relaxed);
-                                if start >= batch.len() {
+                                if start >= batch.len() || stop() {
                                     break out;
                                 }
                                 for i in start..(start + BUILD_CLAIM).min(batch.len()) {
@@ -855,14 +881,18 @@ impl HnswIndex {
                     .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                     .collect()
             });
+            // A worker that saw `stop` left its claims unplanned.
+            if done.iter().map(Vec::len).sum::<usize>() < batch.len() {
+                return None;
+            }
             for (i, plan) in done.into_iter().flatten() {
                 plans[i] = plan;
             }
-            return plans;
+            return Some(plans);
         }
         let s = &mut scratch[0];
         (0..batch.len())
-            .map(|i| self.plan(store, batch, i, s))
+            .map(|i| (!stop()).then(|| self.plan(store, batch, i, s)))
             .collect()
     }
 
