@@ -20,10 +20,11 @@ use arrwdb_core::{Command, Outcome, Query, QueryResponse, WalRecord, codec};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::error::ApiError;
+use crate::native_build::{self, BuildThreads};
 
 mod bindings {
     wasmtime::component::bindgen!({ world: "edge", path: "../edge-worker/wit" });
@@ -42,6 +43,9 @@ pub struct InstanceLimits {
     pub memory_bytes: usize,
     /// Longest a single engine call may run before it traps.
     pub call_timeout: Duration,
+    /// Most native threads one full index rebuild may use (`--build-threads`); 0 keeps
+    /// rebuilds inside the instance. See [`crate::native_build`].
+    pub build_threads: usize,
 }
 
 /// Why a component call failed.
@@ -79,7 +83,64 @@ fn wit_error(e: WitError) -> ApiError {
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: Limiter,
+}
+
+/// `StoreLimits`, also counting the bytes of linear memory the instance holds (wasm
+/// memory only grows), for [`EngineInstance::memory_bytes`].
+struct Limiter {
     limits: StoreLimits,
+    memory: usize,
+    /// The growth `memory` counts until wasmtime reports it failed.
+    growing: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allow = self.limits.memory_growing(current, desired, maximum)?;
+        if allow {
+            self.growing = desired.saturating_sub(current);
+            self.memory = self.memory.saturating_add(self.growing);
+        }
+        Ok(allow)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory = self
+            .memory
+            .saturating_sub(std::mem::take(&mut self.growing));
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for HostState {
@@ -159,6 +220,8 @@ pub struct EngineComponent {
     pre: EdgePre<HostState>,
     limits: InstanceLimits,
     ticker_stop: Arc<AtomicBool>,
+    /// Native threads for the full rebuilds of every instance: the machine's cores.
+    builds: Arc<BuildThreads>,
 }
 
 impl std::fmt::Debug for EngineComponent {
@@ -214,10 +277,12 @@ impl EngineComponent {
                 }
             })
             .context("start the epoch ticker")?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Ok(EngineComponent {
             pre,
             limits,
             ticker_stop,
+            builds: Arc::new(BuildThreads::new(cores)),
         })
     }
 
@@ -238,7 +303,11 @@ impl EngineComponent {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: Limiter {
+                limits,
+                memory: 0,
+                growing: 0,
+            },
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -257,7 +326,8 @@ impl EngineComponent {
             store,
             edge,
             deadline_ticks,
-            timeout: self.limits.call_timeout,
+            limits: self.limits,
+            builds: self.builds.clone(),
         })
     }
 }
@@ -274,13 +344,14 @@ pub struct EngineInstance {
     store: Store<HostState>,
     edge: Edge,
     deadline_ticks: u64,
-    timeout: Duration,
+    limits: InstanceLimits,
+    builds: Arc<BuildThreads>,
 }
 
 impl std::fmt::Debug for EngineInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineInstance")
-            .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -310,7 +381,7 @@ impl EngineInstance {
             Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
                 Err(CallError::Trapped(format!(
                     "engine call exceeded its {:?} deadline",
-                    self.timeout
+                    self.limits.call_timeout
                 )))
             }
             Err(e) => {
@@ -332,8 +403,31 @@ impl EngineInstance {
         decode("WAL record", &out)
     }
 
-    /// Applies one WAL record.
+    /// Applies one WAL record. A full index rebuild runs on native threads when it fits
+    /// the instance's bounds ([`crate::native_build`]); the state it leaves is the same.
     pub fn apply(&mut self, record: &WalRecord) -> Result<Outcome, CallError> {
+        if !native_build::rebuilds_index(record) {
+            return self.apply_inside(record);
+        }
+        let counted = |runtime: &str, result: &Result<Outcome, CallError>| {
+            let result = if result.is_ok() { "built" } else { "failed" };
+            crate::metrics::metrics().index_rebuilt(runtime, result);
+        };
+        if self.limits.build_threads > 0 {
+            let builds = self.builds.clone();
+            let native = native_build::apply(self, &builds, record).transpose();
+            if let Some(result) = native {
+                counted("native", &result);
+                return result;
+            }
+        }
+        let result = self.apply_inside(record);
+        counted("component", &result);
+        result
+    }
+
+    /// Applies one WAL record inside the instance.
+    fn apply_inside(&mut self, record: &WalRecord) -> Result<Outcome, CallError> {
         let bytes = encode(record)?;
         let out = self.call(|e, s| e.arrw_db_engine().call_apply(s, &bytes))?;
         decode("outcome", &out)
@@ -356,6 +450,17 @@ impl EngineInstance {
         self.call(|e, s| e.arrw_db_engine().call_restore(s, snapshot))
     }
 
+    /// The bounds this instance runs within.
+    pub fn limits(&self) -> InstanceLimits {
+        self.limits
+    }
+
+    /// Bytes of linear memory the instance holds: the most it ever used (wasm memory
+    /// does not shrink; the guest's allocator reuses what it frees).
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().limits.memory
+    }
+
     /// Forgets `library` without logging anything.
     pub fn evict(&mut self, library: &str) -> Result<bool, CallError> {
         self.call(|e, s| e.arrw_db_engine().call_evict(s, library).map(Ok))
@@ -374,6 +479,7 @@ mod tests {
         let limits = InstanceLimits {
             memory_bytes,
             call_timeout: Duration::from_secs(120),
+            build_threads: 2,
         };
         EngineComponent::load(&path, limits, true).unwrap_or_else(|e| {
             panic!(

@@ -365,6 +365,16 @@ pub struct Fetched {
     segments: Vec<(u64, String, Vec<WalRecord>, bool)>,
 }
 
+impl Fetched {
+    /// Whether any record was fetched: the replica moves on, so the log has not been
+    /// compacted away under it ([`needs_reload`] is for a replica that sees nothing new).
+    pub fn has_records(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|(_, _, records, _)| !records.is_empty())
+    }
+}
+
 /// Fetches the segments that follow record `seq`, without touching the engine (so a
 /// replica does its I/O outside the instance lock). Segments are named by their first
 /// record, so the next one is exactly `wal/{seq + 1}`: one GET per poll when nothing

@@ -26,6 +26,7 @@ mod http;
 mod jobs;
 mod log;
 mod metrics;
+mod native_build;
 mod openapi;
 mod ratelimit;
 mod storage;
@@ -57,7 +58,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Serve the REST API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Copy every library (newest snapshot + the WAL after it, verified) from
     /// `--storage` to `--to`.
     Backup(BackupArgs),
@@ -128,6 +129,11 @@ struct ServeArgs {
     /// Longest a single engine call may run before it traps, in seconds.
     #[arg(long, env = "ARRWDB_CALL_TIMEOUT_SECS", default_value_t = 60)]
     call_timeout_secs: u64,
+    /// Most native threads one full index rebuild (`/rebuild`, `/optimize`) may use;
+    /// all rebuilds together use at most the machine's cores. 0 rebuilds inside the
+    /// engine component, on one thread. Default: the machine's cores.
+    #[arg(long, env = "ARRWDB_BUILD_THREADS")]
+    build_threads: Option<usize>,
     /// Largest accepted request body, in MiB.
     #[arg(long, env = "ARRWDB_MAX_BODY_MB", default_value_t = 64)]
     max_body_mb: usize,
@@ -220,10 +226,10 @@ fn default_component() -> anyhow::Result<PathBuf> {
 /// override them), so one parser handles the precedence and every value's checks.
 fn parse_cli() -> anyhow::Result<Cli> {
     let cli = Cli::parse();
-    let Commands::Serve(ServeArgs {
-        config: Some(path), ..
-    }) = &cli.command
-    else {
+    let Commands::Serve(args) = &cli.command else {
+        return Ok(cli);
+    };
+    let Some(path) = &args.config else {
         return Ok(cli);
     };
     let text = std::fs::read_to_string(path)
@@ -291,7 +297,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("start the async runtime")?;
     match command {
-        Commands::Serve(args) => runtime.block_on(serve(args)),
+        Commands::Serve(args) => runtime.block_on(serve(*args)),
         Commands::Backup(args) => runtime.block_on(copy(&args.storage, &args.to)),
         Commands::Restore(args) => runtime.block_on(copy(&args.from, &args.storage)),
         Commands::Client(_) | Commands::BenchEngine(_) => Ok(()), // handled above
@@ -326,6 +332,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = InstanceLimits {
         memory_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         call_timeout: Duration::from_secs(args.call_timeout_secs.max(1)),
+        build_threads: args
+            .build_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let started = Instant::now();
     let cache = !args.no_compile_cache;

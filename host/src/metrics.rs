@@ -84,6 +84,20 @@ pub struct JobLabels {
     pub status: String,
 }
 
+/// `runtime`, `result` of `arrwdb_index_rebuilds_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RebuildLabels {
+    pub runtime: String,
+    pub result: String,
+}
+
+/// Where a full index rebuild ran (`runtime` of `arrwdb_index_rebuilds_total`): on
+/// native threads, or inside the engine component.
+pub const REBUILD_RUNTIMES: &[&str] = &["native", "component"];
+/// How it ended (`result`): built, or failed (past the call deadline or the memory
+/// limit, or refused).
+pub const REBUILD_RESULTS: &[&str] = &["built", "failed"];
+
 /// `op` of `arrwdb_storage_errors_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
@@ -149,6 +163,8 @@ pub struct Metrics {
     pub wasm_memory: Family<TenantLabel, Gauge>,
     pub replica_lag: Family<LibraryLabel, Gauge>,
     pub storage_errors: Family<OpLabel, Counter>,
+    /// `arrwdb_index_rebuilds_total{runtime,result}`: see [`Metrics::index_rebuilt`].
+    pub index_rebuilds: Family<RebuildLabels, Counter>,
     tenants: Mutex<Vec<Weak<Tenant>>>,
 }
 
@@ -177,6 +193,7 @@ impl Metrics {
             wasm_memory: Family::default(),
             replica_lag: Family::default(),
             storage_errors: Family::default(),
+            index_rebuilds: Family::default(),
             tenants: Mutex::new(Vec::new()),
         };
         for mode in SEARCH_MODES {
@@ -204,6 +221,14 @@ impl Metrics {
             let _ = m.storage_errors.get_or_create(&OpLabel {
                 op: (*op).to_string(),
             });
+        }
+        for runtime in REBUILD_RUNTIMES {
+            for result in REBUILD_RESULTS {
+                let _ = m.index_rebuilds.get_or_create(&RebuildLabels {
+                    runtime: (*runtime).into(),
+                    result: (*result).into(),
+                });
+            }
         }
         let mut m = m;
         let mut r = Registry::default();
@@ -306,6 +331,11 @@ impl Metrics {
             "Object storage failures by operation",
             m.storage_errors.clone(),
         );
+        r.register(
+            "arrwdb_index_rebuilds",
+            "Full index rebuilds (rebuild, optimize, and their replay) by where they ran and how they ended",
+            m.index_rebuilds.clone(),
+        );
         m.registry = r;
         m
     }
@@ -315,6 +345,17 @@ impl Metrics {
         self.wal_segments.inc();
         self.wal_flush_records.observe(records as f64);
         self.wal_flush_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts a full index rebuild that ran in `runtime` (one of [`REBUILD_RUNTIMES`])
+    /// and ended in `result` (one of [`REBUILD_RESULTS`]).
+    pub fn index_rebuilt(&self, runtime: &str, result: &str) {
+        self.index_rebuilds
+            .get_or_create(&RebuildLabels {
+                runtime: runtime.into(),
+                result: result.into(),
+            })
+            .inc();
     }
 
     /// Counts a storage failure of `op` (one of [`STORAGE_OPS`]).

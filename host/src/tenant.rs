@@ -35,6 +35,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 use crate::component::{CallError, EngineComponent, EngineInstance};
 use crate::error::ApiError;
 use crate::log::{self, Loaded, RecoveryError, Tail, blocking};
+use crate::native_build;
 use crate::storage::{ObjectStorage, StorageError};
 
 mod readers;
@@ -734,6 +735,9 @@ impl Tenant {
             };
             let mut records = Vec::new();
             let mut outcomes = Vec::with_capacity(commands.len());
+            // A full index rebuild: the readers get the library's new snapshot instead
+            // of the records, so they do not rebuild the index again on one thread.
+            let mut rebuilt = false;
             for command in commands {
                 let record = match blocking(|| instance.prepare(command)) {
                     Ok(record) => record,
@@ -745,6 +749,7 @@ impl Tenant {
                 };
                 match blocking(|| instance.apply(&record)) {
                     Ok(outcome) => {
+                        rebuilt |= native_build::rebuilds_index(&record);
                         outcomes.push(Ok(outcome));
                         records.push(record);
                     }
@@ -769,6 +774,19 @@ impl Tenant {
                 return Ok(outcomes);
             };
             let (first_seq, last_seq) = (first.seq, last.seq);
+            // The records are applied: whatever happens to this snapshot, they are
+            // logged below. Without it (the batch deleted the library, or the instance
+            // trapped and is discarded) the readers replay the records themselves.
+            let image = match (rebuilt, &self.readers) {
+                (true, Some(_)) => match blocking(|| instance.snapshot(library)) {
+                    Ok(bytes) => Some(bytes),
+                    Err(e) => {
+                        drop(self.fail(state, e));
+                        None
+                    }
+                },
+                _ => None,
+            };
             let key = storage::wal_key(&self.name, library, first_seq);
             let segment = match codec::encode_wal_segment(&records) {
                 Ok(segment) => segment,
@@ -793,7 +811,13 @@ impl Tenant {
                     tracing::debug!(%key, records = records.len(), "WAL segment written");
                     crate::events::bus().committed(&self.name, library, &records);
                     if let Some(readers) = &self.readers {
-                        readers.push(ReadOp::Records(records));
+                        readers.push(match image {
+                            Some(snapshot) => ReadOp::Library {
+                                library: library.into(),
+                                snapshot: Some(snapshot),
+                            },
+                            None => ReadOp::Records(records),
+                        });
                     }
                     // A newer writer claimed the library while this segment was in
                     // flight: it is durable and the new writer will read it, but this
@@ -1290,17 +1314,20 @@ impl Tenant {
                 .await
                 .map_err(unavailable)?;
             let mut log = log.clone();
+            // Not after new records: segments the writer added since the fetch would
+            // look like a gap and reload the whole library on every full round.
             let reload = full
                 && (names.as_ref().is_some_and(|n| !n.contains(library))
-                    || log::needs_reload(
-                        &self.storage,
-                        &self.name,
-                        library,
-                        log.seq,
-                        log.last_segment,
-                    )
-                    .await
-                    .map_err(unavailable)?);
+                    || (!tail.has_records()
+                        && log::needs_reload(
+                            &self.storage,
+                            &self.name,
+                            library,
+                            log.seq,
+                            log.last_segment,
+                        )
+                        .await
+                        .map_err(unavailable)?));
             if full {
                 self.follow_manifest(&mut log, library).await;
             }
