@@ -1,9 +1,11 @@
 //! The engine, as the edge worker's WebAssembly component running under wasmtime.
 //!
-//! The host never runs the engine natively: every prepare, apply, query, snapshot and
-//! restore crosses the `arrw:db/engine` interface of the *same* `.wasm` file the edge
-//! runtimes serve, so all three runtimes execute one build of the engine. The host only
-//! encodes and decodes the postcard messages (`arrwdb_core::codec`).
+//! Every prepare, apply, query, snapshot and restore crosses the `arrw:db/engine`
+//! interface of the *same* `.wasm` file the edge runtimes serve, so all three runtimes
+//! execute one build of the engine; the host only encodes and decodes the postcard
+//! messages (`arrwdb_core::codec`). The one exception is a full index rebuild, which
+//! [`EngineInstance::apply`] may run on native threads within the instance's bounds and
+//! load back into it ([`crate::native_build`]).
 //!
 //! [`EngineComponent`] holds what is built once (wasmtime `Engine`, `Linker`, the
 //! pre-instantiated component, an epoch ticker); [`EngineInstance`] is one `Store` plus

@@ -12,11 +12,12 @@
 //! The native build stays inside the bounds of the instance it stands in for:
 //! - **time**: it is given up at the instance's call deadline, measured from the start
 //!   of the native path (the build asks between nodes; `HnswIndex::build_until`);
-//! - **memory**: it runs only when the instance's memory, plus twice the library's
-//!   estimated new size, fits the instance's memory limit (the native engine holds one
-//!   copy, the instance needs room to load the result); otherwise, and when the result
-//!   turns out larger than estimated, the record is applied inside the instance, which
-//!   enforces its limit itself;
+//! - **memory**: it runs only when the instance uses at most half its memory limit (so
+//!   the snapshot taken out of it fits), and the instance's memory plus twice the
+//!   library's estimated new size fits the limit (the native engine holds one copy, the
+//!   instance needs room to load the result); otherwise, and when the result turns out
+//!   larger than estimated, the record is applied inside the instance, which enforces
+//!   its limit itself;
 //! - **threads**: one rebuild uses at most `--build-threads` threads, and all rebuilds of
 //!   the process together at most the machine's cores ([`BuildThreads`]); a rebuild that
 //!   finds none free runs on the thread it was called on.
@@ -118,7 +119,11 @@ pub fn apply(
     let started = Instant::now();
     let deadline = started + limits.call_timeout;
     let refused = |e: arrwdb_core::Error| CallError::Refused(e.into());
-
+    // Taking the library out costs the instance its snapshot's size, at most what the
+    // instance holds: with less room than that left, the rebuild stays inside.
+    if instance.memory_bytes().saturating_mul(2) > limits.memory_bytes {
+        return Ok(None);
+    }
     let before = instance.snapshot(&record.library)?;
     let mut engine = Engine::new();
     engine.restore(&before).map_err(refused)?;

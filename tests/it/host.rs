@@ -970,7 +970,7 @@ fn host_rebuilds_optimizes_and_enforces_limits_and_keeps_them_across_restart() {
 }
 
 /// `arrwdb_index_rebuilds_total{runtime,result}` of a running server.
-fn index_rebuilds(http: &Http, runtime: &str, result: &str) -> f64 {
+pub(crate) fn index_rebuilds(http: &Http, runtime: &str, result: &str) -> f64 {
     let text = ureq::get(format!("{}/metrics", http.base))
         .call()
         .expect("GET /metrics")

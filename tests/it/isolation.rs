@@ -563,4 +563,18 @@ fn hostile_tenant_hits_deadline_and_memory_limit() {
     let hog = hostile.get("/v1/libraries/hog");
     assert_eq!(hog.0, 200, "{}", hog.1);
     assert_eq!(hog.1["documents"], stored, "{}", hog.1);
+
+    // A rebuild of the library that fills the instance is not taken outside it: loading
+    // a natively built copy back would not fit the 48 MiB, so it runs inside, under the
+    // limit, wherever that ends.
+    let native = |result| crate::host::index_rebuilds(&admin, "native", result);
+    let (built, failed) = (native("built"), native("failed"));
+    let reply = hostile.post(
+        "/v1/libraries/hog/rebuild",
+        &json!({"index": {"type": "hnsw"}}),
+    );
+    eprintln!("rebuild of the full instance answered {}", reply.0);
+    assert!(reply.0 == 200 || reply.0 == 500, "{}", reply.1);
+    assert_eq!((native("built"), native("failed")), (built, failed));
+    assert_eq!(search().0, 200, "the victim is unaffected");
 }

@@ -60,11 +60,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root: `cargo run` (the `xtask` alias) sets `CARGO_MANIFEST_DIR` for the
+/// run too, so a binary that cargo reused from another checkout sharing the target
+/// directory still works on this one; the compile-time value is the fallback.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The target directory (honours `CARGO_TARGET_DIR`).
