@@ -540,7 +540,19 @@ mod tests {
         assert!(native.len() > 128 << 20, "{} bytes", native.len());
 
         let mut instance = component(1 << 30).instantiate().unwrap();
+        let empty = instance.memory_bytes();
+        assert!(
+            empty > 0 && empty < 64 << 20,
+            "a fresh instance holds {empty} bytes"
+        );
         assert_eq!(instance.restore(&native).unwrap(), "big");
+        // The snapshot crossed into the guest and was decoded there: both copies at once.
+        let holding = instance.memory_bytes();
+        assert!(
+            holding >= empty + native.len() && holding <= 1 << 30,
+            "{holding} bytes after restoring {}",
+            native.len()
+        );
         let from_guest = match instance.snapshot("big") {
             Ok(bytes) => bytes,
             Err(e) => panic!("snapshot of {} bytes failed: {e:?}", native.len()),

@@ -393,22 +393,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the linear memory size of `tenant`'s engine instance, in bytes.
-    #[allow(dead_code)] // Until component.rs reports instance memory.
+    /// Sets the linear memory size of `tenant`'s engine instance, in bytes (at each
+    /// scrape, from [`Tenant::instance_memory`]).
     pub fn wasm_memory(&self, tenant: &str, bytes: usize) {
         self.wasm_memory
             .get_or_create(&TenantLabel {
                 tenant: tenant.into(),
             })
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-    }
-
-    /// Forgets a tenant's instance memory (the tenant was stopped or deactivated).
-    #[allow(dead_code)] // Until component.rs reports instance memory.
-    pub fn forget_wasm_memory(&self, tenant: &str) {
-        self.wasm_memory.remove(&TenantLabel {
-            tenant: tenant.into(),
-        });
     }
 
     /// Records how many records a replica applied in its last poll of `library`: how
@@ -436,6 +428,7 @@ impl Metrics {
         let mut libraries = 0i64;
         let mut documents: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
         let mut fenced = std::collections::BTreeSet::new();
+        let mut memory = Vec::new();
         for tenant in &tenants {
             if !tenant.is_ready() {
                 ready = false;
@@ -449,6 +442,9 @@ impl Metrics {
                     entry.1 += i64::try_from(info.chunks).unwrap_or(i64::MAX);
                 }
             }
+            if let Some(bytes) = tenant.instance_memory().await {
+                memory.push((tenant.name().to_string(), bytes));
+            }
             let status = tenant.status().await;
             for name in status["fenced"].as_array().into_iter().flatten() {
                 if let Some(name) = name.as_str() {
@@ -461,6 +457,10 @@ impl Metrics {
         self.documents.clear();
         self.chunks.clear();
         self.writer_fenced.clear();
+        self.wasm_memory.clear();
+        for (tenant, bytes) in memory {
+            self.wasm_memory(&tenant, bytes);
+        }
         for (library, (docs, chunks)) in documents {
             let label = LibraryLabel { library };
             self.documents.get_or_create(&label).set(docs);

@@ -261,6 +261,18 @@ impl Tenant {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// The tenant's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Bytes of linear memory the writer's engine instance holds (`None` while it is
+    /// being rebuilt from storage).
+    pub async fn instance_memory(&self) -> Option<usize> {
+        let state = self.state.lock().await;
+        state.instance.as_ref().map(EngineInstance::memory_bytes)
+    }
+
     /// `/ready`'s body: role, and the problems recovery reported (torn tail, skipped
     /// snapshot) and fenced libraries.
     pub async fn status(&self) -> serde_json::Value {

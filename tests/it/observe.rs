@@ -292,6 +292,22 @@ fn metrics_scrape_exports_the_whole_contract_and_counts_real_work() {
         ),
         Some(0.0)
     );
+    // The tenant's instance holds at least a megabyte (the component's own memory and
+    // the library) and stays under its 4 GiB limit; no rebuild ran.
+    let memory = s
+        .value("arrwdb_wasm_memory_bytes", &[("tenant", "default")])
+        .expect("instance memory");
+    assert!(
+        (1e6..4096.0 * 1048576.0).contains(&memory),
+        "memory {memory}"
+    );
+    assert_eq!(
+        s.value(
+            "arrwdb_index_rebuilds_total",
+            &[("runtime", "native"), ("result", "built")]
+        ),
+        Some(0.0)
+    );
 }
 
 #[test]
