@@ -163,6 +163,29 @@ async fn take_line(
     }
 }
 
+/// Reads and drops what a client is still sending, up to [`DRAIN_BYTES`] or
+/// [`DRAIN_TIME`], before an early error answer: a client that is mid-way through
+/// writing a small body otherwise gets a broken pipe instead of the answer when the
+/// connection closes under it. A larger body is cut off, as before.
+async fn drain_briefly(body: Body) {
+    let mut chunks = body.into_data_stream();
+    let mut read = 0usize;
+    let drain = async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            read += chunk.len();
+            if read >= DRAIN_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+}
+
+/// See [`drain_briefly`].
+const DRAIN_BYTES: usize = 1 << 20;
+/// See [`drain_briefly`].
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `POST /v1/libraries/{lib}/documents/stream`: one document (the body of a single
 /// upsert) per line; answers one result line per input line, then a summary line.
 pub async fn upsert_stream(
@@ -175,16 +198,20 @@ pub async fn upsert_stream(
     let library = lib
         .map(|Path(p)| p)
         .map_err(|rejection| ApiError::invalid(rejection.body_text()))?;
-    // An unknown library fails the request before any of the body is read.
+    // An unknown library fails the request before the body is processed.
     match caller
         .tenant
         .query(&Query::GetLibrary {
             library: library.clone(),
         })
-        .await?
+        .await
     {
-        QueryResponse::Library(_) => {}
-        _ => return Err(ApiError::internal("unexpected query response")),
+        Ok(QueryResponse::Library(_)) => {}
+        Ok(_) => return Err(ApiError::internal("unexpected query response")),
+        Err(e) => {
+            drain_briefly(body).await;
+            return Err(e);
+        }
     }
     let max_line = state.max_body_bytes;
     let file = tempfile_in_tmp()?;
