@@ -588,79 +588,6 @@ impl HnswIndex {
         self.set_neighbours(node, layer, &s.kept);
     }
 
-    /// Links the new node `slot` of `level` on every layer it reaches, searching from
-    /// `entry` with `score`; with `rescore`, the candidates found are scored again
-    /// against that query with full vectors before the neighbours are chosen.
-    #[allow(clippy::too_many_arguments)]
-    fn link_new(
-        &mut self,
-        store: &VectorStore,
-        slot: u32,
-        level: u8,
-        entry: u32,
-        score: &impl Fn(u32) -> f32,
-        touch: &impl Fn(u32),
-        rescore: Option<&QueryVector<'_>>,
-    ) {
-        let mut s = core::mem::take(&mut *self.scratch);
-        let mut best = Scored {
-            score: score(entry),
-            slot: entry,
-        };
-        let top = usize::from(self.max_level);
-        let level_us = usize::from(level);
-        for layer in (level_us + 1..=top).rev() {
-            best = self.greedy(score, touch, best, layer, &mut s.heaps.scores);
-        }
-        let ef = (self.params.ef_construction as usize).max(self.m());
-        s.entries.clear();
-        s.entries.push(best);
-        let everything = |_: u32| true;
-        for layer in (0..=level_us.min(top)).rev() {
-            s.visited.reset(self.len());
-            self.search_layer(
-                score,
-                &everything,
-                touch,
-                &s.entries,
-                ef,
-                layer,
-                &mut s.visited,
-                &mut s.heaps,
-                &mut s.found,
-            );
-            let deleted = &self.deleted;
-            let any_live = s
-                .found
-                .iter()
-                .any(|f| f.slot != slot && !deleted.contains(f.slot));
-            s.pool.clear();
-            s.pool.extend(
-                s.found
-                    .iter()
-                    .filter(|f| f.slot != slot && (!any_live || !deleted.contains(f.slot))),
-            );
-            if let Some(query) = rescore {
-                for p in &s.pool {
-                    touch_vector(store, p.slot);
-                }
-                for p in &mut s.pool {
-                    p.score = store.score(query, p.slot);
-                }
-                s.pool.sort_unstable_by(Scored::rank_cmp);
-            }
-            Self::select(store, &s.pool, self.m(), &mut s.chosen);
-            self.set_neighbours(slot, layer, &s.chosen);
-            let chosen = core::mem::take(&mut s.chosen);
-            for &n in &chosen {
-                self.link(store, n, layer, slot, &mut s);
-            }
-            s.chosen = chosen;
-            core::mem::swap(&mut s.entries, &mut s.found);
-        }
-        *self.scratch = s;
-    }
-
     /// Appends an unlinked node of `level` for `slot` (which must be `self.len()`).
     fn push_node(&mut self, level: u8) {
         let offset = self.upper.len();
@@ -904,53 +831,14 @@ impl HnswIndex {
         i: usize,
         b: &mut BuildScratch,
     ) -> Plan {
-        let query = store.query(store.vector(batch[i].0));
-        match quant::Sq8Query::new(store, &query) {
-            Some(approx) => self.plan_with(
-                store,
-                &query,
-                batch,
-                i,
-                &|other| approx.score(other),
-                &|other| kernels::prefetch_bytes(approx.row(other)),
-                true,
-                b,
-            ),
-            None => self.plan_with(
-                store,
-                &query,
-                batch,
-                i,
-                &|other| store.score(&query, other),
-                &|other| touch_vector(store, other),
-                false,
-                b,
-            ),
-        }
-    }
-
-    /// [`HnswIndex::plan`] with the search's `score`; with `rescore`, the candidates
-    /// found are scored again with full vectors (`score` walks SQ8 codes).
-    #[allow(clippy::too_many_arguments)]
-    fn plan_with(
-        &self,
-        store: &VectorStore,
-        query: &QueryVector<'_>,
-        batch: &[(u32, u8)],
-        i: usize,
-        score: &impl Fn(u32) -> f32,
-        touch: &impl Fn(u32),
-        rescore: bool,
-        b: &mut BuildScratch,
-    ) -> Plan {
         let (slot, level) = batch[i];
-        let level_us = usize::from(level);
+        let query = store.query(store.vector(slot));
         let ef = (self.params.ef_construction as usize).max(self.m());
         // The earlier nodes of the batch, scored exactly: the best `ef` of them for layer
         // 0 (more could not be kept below), and all that reach layer 1 or above (a few),
         // best first.
         let BuildScratch {
-            search: s,
+            search,
             mates,
             upper,
         } = b;
@@ -958,7 +846,7 @@ impl HnswIndex {
         upper.clear();
         for &(mate, mate_level) in &batch[..i] {
             let scored = Scored {
-                score: store.score(query, mate),
+                score: store.score(&query, mate),
                 slot: mate,
             };
             mates.push(scored);
@@ -971,7 +859,66 @@ impl HnswIndex {
             mates.truncate(ef);
         }
         upper.sort_unstable_by(|x, y| x.0.rank_cmp(&y.0));
+        self.plan_node(store, &query, slot, level, mates, upper, search)
+    }
 
+    /// The neighbours of the new node `slot` of `level` on each layer it reaches: found
+    /// by searching the graph from its entry point and merged with `mates` (layer 0) and
+    /// `upper` (the layers they reach), earlier nodes of a batch that the graph cannot
+    /// find yet. With none, this is one node's insert ([`IndexWrite::insert`]).
+    #[allow(clippy::too_many_arguments)]
+    fn plan_node(
+        &self,
+        store: &VectorStore,
+        query: &QueryVector<'_>,
+        slot: u32,
+        level: u8,
+        mates: &[Scored],
+        upper: &[(Scored, u8)],
+        s: &mut Scratch,
+    ) -> Plan {
+        // With SQ8 codes the candidate search walks the codes (as queries do) and only
+        // the candidates kept for linking are rescored with full vectors.
+        match quant::Sq8Query::new(store, query) {
+            Some(approx) => self.plan_with(
+                store,
+                query,
+                (slot, level),
+                (mates, upper),
+                &|other| approx.score(other),
+                &|other| kernels::prefetch_bytes(approx.row(other)),
+                true,
+                s,
+            ),
+            None => self.plan_with(
+                store,
+                query,
+                (slot, level),
+                (mates, upper),
+                &|other| store.score(query, other),
+                &|other| touch_vector(store, other),
+                false,
+                s,
+            ),
+        }
+    }
+
+    /// [`HnswIndex::plan_node`] with the search's `score`; with `rescore`, the candidates
+    /// found are scored again with full vectors (`score` walks SQ8 codes).
+    #[allow(clippy::too_many_arguments)]
+    fn plan_with(
+        &self,
+        store: &VectorStore,
+        query: &QueryVector<'_>,
+        (slot, level): (u32, u8),
+        (mates, upper): (&[Scored], &[(Scored, u8)]),
+        score: &impl Fn(u32) -> f32,
+        touch: &impl Fn(u32),
+        rescore: bool,
+        s: &mut Scratch,
+    ) -> Plan {
+        let level_us = usize::from(level);
+        let ef = (self.params.ef_construction as usize).max(self.m());
         let mut plan: Plan = vec![Vec::new(); level_us + 1];
         let top = usize::from(self.max_level);
         let Some(entry) = self.entry else {
@@ -1184,45 +1131,12 @@ impl IndexWrite for HnswIndex {
         if (slot as usize) < self.len() || slot as usize >= store.len() {
             return;
         }
-        while self.len() < slot as usize {
-            let gap = self.len() as u32;
-            self.push_node(0);
-            self.deleted.insert(gap);
-        }
         let level = self.level_of(slot);
-        self.push_node(level);
-        let Some(entry) = self.entry else {
-            self.entry = Some(slot);
-            self.max_level = level;
-            return;
-        };
         let query = store.query(store.vector(slot));
-        // With SQ8 codes the candidate search walks the codes (as queries do) and only
-        // the candidates kept for linking are rescored with full vectors.
-        match quant::Sq8Query::new(store, &query) {
-            Some(approx) => self.link_new(
-                store,
-                slot,
-                level,
-                entry,
-                &|other| approx.score(other),
-                &|other| kernels::prefetch_bytes(approx.row(other)),
-                Some(&query),
-            ),
-            None => self.link_new(
-                store,
-                slot,
-                level,
-                entry,
-                &|other| store.score(&query, other),
-                &|other| touch_vector(store, other),
-                None,
-            ),
-        }
-        if level > self.max_level {
-            self.entry = Some(slot);
-            self.max_level = level;
-        }
+        let mut s = core::mem::take(&mut *self.scratch);
+        let plan = self.plan_node(store, &query, slot, level, &[], &[], &mut s);
+        self.apply_plan(store, slot, level, &plan, &mut s);
+        *self.scratch = s;
     }
 
     /// Marks `slot` deleted; it keeps routing searches.
