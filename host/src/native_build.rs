@@ -11,7 +11,8 @@
 //!
 //! The native build stays inside the bounds of the instance it stands in for:
 //! - **time**: it is given up at the instance's call deadline, measured from the start
-//!   of the native path (the build asks between nodes; `HnswIndex::build_until`);
+//!   of the native path (the build asks between nodes; `HnswIndex::build_until`; an IVF
+//!   index trains its k-means inside one insert, which runs to its end);
 //! - **memory**: it runs only when the instance uses at most half its memory limit (so
 //!   the snapshot taken out of it fits), and the instance's memory plus twice the
 //!   library's estimated new size fits the limit (the native engine holds one copy, the
@@ -95,8 +96,8 @@ impl Drop for BuildPermit<'_> {
 }
 
 /// Bytes an index of kind `config` over `n` vectors is likely to take, generously: the
-/// HNSW layer-0 links (2·M per node), the upper layers (about 1/M of the nodes, M links
-/// each per level) and the level of each node; a few words per vector for the others.
+/// HNSW layer-0 links (2·M per node) and as much again for the upper layers, levels and
+/// slack; a few words per vector for the other kinds.
 fn index_bytes(config: &IndexConfig, n: usize) -> usize {
     let per_node = match config {
         IndexConfig::Hnsw(params) => 4 * (2 * params.m as usize + 2 * params.m as usize) + 16,
