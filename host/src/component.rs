@@ -59,6 +59,9 @@ pub enum CallError {
     /// The instance trapped (including the epoch deadline and the memory limit). Its
     /// state is unknown: the caller must discard it and rebuild from storage.
     Trapped(String),
+    /// The call was given up (a native index rebuild past the call deadline,
+    /// [`crate::native_build`]): the instance is intact and unchanged.
+    Stopped(String),
 }
 
 impl From<CallError> for ApiError {
@@ -68,6 +71,7 @@ impl From<CallError> for ApiError {
             CallError::Trapped(message) => ApiError::internal(format!(
                 "the engine instance trapped and was reset: {message}"
             )),
+            CallError::Stopped(message) => ApiError::internal(message),
         }
     }
 }

@@ -78,7 +78,7 @@ fn refused(e: CallError, key: &str) -> RecoveryError {
             key: key.into(),
             reason: e.message().into(),
         },
-        CallError::Trapped(m) => RecoveryError::Instance(m),
+        CallError::Trapped(m) | CallError::Stopped(m) => RecoveryError::Instance(m),
     }
 }
 
@@ -92,7 +92,7 @@ pub fn library_seq(instance: &mut EngineInstance, library: &str) -> Result<u64, 
         Ok(QueryResponse::Library(info)) => Ok(info.seq),
         Ok(_) => Err(RecoveryError::Instance("unexpected query response".into())),
         Err(CallError::Refused(_)) => Ok(0),
-        Err(CallError::Trapped(m)) => Err(RecoveryError::Instance(m)),
+        Err(CallError::Trapped(m) | CallError::Stopped(m)) => Err(RecoveryError::Instance(m)),
     }
 }
 

@@ -108,9 +108,9 @@ fn index_bytes(config: &IndexConfig, n: usize) -> usize {
 
 /// Applies a rebuild record natively within the instance's bounds (see the module
 /// docs). `Ok(None)` when it does not fit them: the caller applies the record inside
-/// the instance. A build past the deadline is a [`CallError::Trapped`], as inside the
-/// instance: the instance itself is intact, but the caller may have applied records
-/// it has not logged, so it discards the instance as after any trap.
+/// the instance. A build past the deadline is a [`CallError::Stopped`]: the instance
+/// is intact and unchanged (a writer that applied earlier records of the same batch,
+/// not logged yet, still discards it, as after a trap).
 pub fn apply(
     instance: &mut EngineInstance,
     pool: &BuildThreads,
@@ -163,8 +163,8 @@ pub fn apply(
     let outcome = engine.apply_within(record, budget).map_err(refused)?;
     drop(permit);
     let Some(outcome) = outcome else {
-        return Err(CallError::Trapped(format!(
-            "index rebuild exceeded its {:?} deadline (--call-timeout-secs)",
+        return Err(CallError::Stopped(format!(
+            "index rebuild exceeded its {:?} deadline (--call-timeout-secs); the library is unchanged",
             limits.call_timeout
         )));
     };

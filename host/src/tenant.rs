@@ -571,10 +571,12 @@ impl Tenant {
         Ok(state)
     }
 
-    /// Turns a failed call into the client's error, discarding a trapped instance.
+    /// Turns a failed call into the client's error, discarding a trapped instance, and
+    /// one whose call was given up (its state may hold records of the batch that will
+    /// not be logged).
     fn fail(&self, state: &mut TenantState, e: CallError) -> ApiError {
-        if let CallError::Trapped(message) = &e {
-            tracing::error!(tenant = %self.name, %message, "engine instance trapped; discarding it");
+        if let CallError::Trapped(message) | CallError::Stopped(message) = &e {
+            tracing::error!(tenant = %self.name, %message, "engine call failed; discarding the instance");
             state.instance = None;
         }
         e.into()
@@ -765,7 +767,13 @@ impl Tenant {
                         outcomes.push(Ok(outcome));
                         records.push(record);
                     }
-                    Err(e @ CallError::Trapped(_)) => {
+                    Err(CallError::Stopped(message)) if records.is_empty() => {
+                        // Given up with nothing of the batch applied: the instance is
+                        // as it was, so it stays.
+                        tracing::warn!(tenant = %self.name, %library, %message, "write given up");
+                        return Err(ApiError::internal(message));
+                    }
+                    Err(e @ (CallError::Trapped(_) | CallError::Stopped(_))) => {
                         // Past the deadline or the memory limit: the instance is gone
                         // (rebuilt from storage on the next request), nothing was logged.
                         return Err(self.fail(state, e));
