@@ -130,7 +130,7 @@ pub fn run(args: &BenchEngineArgs) -> anyhow::Result<()> {
     let limits = InstanceLimits {
         memory_bytes: 4096 << 20,
         call_timeout: Duration::from_secs(600),
-        build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        build_threads: crate::cores(),
     };
     let compiled = Instant::now();
     let component = EngineComponent::load(&component_path, limits, args.compile_cache)?;

@@ -704,7 +704,7 @@ async fn open_direct(target: &TargetArgs, spec: &str) -> anyhow::Result<Direct> 
     let limits = InstanceLimits {
         memory_bytes: 4096 << 20,
         call_timeout: Duration::from_secs(60),
-        build_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        build_threads: crate::cores(),
     };
     let component = tokio::task::block_in_place(|| EngineComponent::load(&path, limits, true))
         .map_err(|e| anyhow::anyhow!("load the engine component {}: {e:#}", path.display()))?;

@@ -283,12 +283,11 @@ impl EngineComponent {
                 }
             })
             .context("start the epoch ticker")?;
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Ok(EngineComponent {
             pre,
             limits,
             ticker_stop,
-            builds: Arc::new(BuildThreads::new(cores)),
+            builds: Arc::new(BuildThreads::new(crate::cores())),
         })
     }
 

@@ -280,6 +280,12 @@ fn parse_cli() -> anyhow::Result<Cli> {
     Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 
+/// The machine's cores (1 if unknown): the default of `--read-instances` and
+/// `--build-threads`, and the native threads all index rebuilds share.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = parse_cli()?;
     // Client commands run their own runtime and quiet logging, and exit with their code.
@@ -332,9 +338,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = InstanceLimits {
         memory_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         call_timeout: Duration::from_secs(args.call_timeout_secs.max(1)),
-        build_threads: args
-            .build_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        build_threads: args.build_threads.unwrap_or_else(cores),
     };
     let started = Instant::now();
     let cache = !args.no_compile_cache;
@@ -367,10 +371,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         snapshot_every_bytes: args.snapshot_every_bytes.max(1),
         gc_grace: Duration::from_secs(args.gc_grace_secs),
         poll_interval: Duration::from_millis(args.poll_interval_ms.max(1)),
-        read_instances: args
-            .read_instances
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1),
+        read_instances: args.read_instances.unwrap_or_else(cores).max(1),
     };
     tracing::info!(
         read_instances = config.read_instances,
