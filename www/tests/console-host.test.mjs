@@ -2,8 +2,10 @@
 // Chromium: sign in with a key made through the admin API, create a library, import
 // documents with a job and watch it complete, see the change events arrive over SSE,
 // search (vector from a stored sample, keyword), read the metrics charts, survive a
-// reload, sign out. serve.mjs serves the page at `/console` and proxies the API (the
-// host does not serve the page itself yet). Screenshots go to target/www-console/.
+// reload, sign out. The page comes from the host's own `/console`, under its
+// Content-Security-Policy (a violation is a console error, so it fails the test).
+// A second test checks development through serve.mjs, which serves the page and
+// proxies the API. Screenshots go to target/www-console/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -18,11 +20,9 @@ const adminKey = `arrw_${[...randomBytes(40)].map((b) => BASE62[b % 62]).join(""
 test("the host console signs in, imports with a job, streams events, searches and charts metrics", { timeout: 120_000 }, async () => {
   mkdirSync(shots, { recursive: true });
   const host = await startAuthHost(adminKey);
-  let server = null;
   let browser = null;
   try {
     const { key } = await hostJson(host.url, "POST", "/v1/admin/tenants/default/keys", { name: "console-test", scopes: ["read", "write"] }, adminKey);
-    server = await startServer({ api: host.url });
     browser = await launchBrowser();
     const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     const problems = watchProblems(page, { allowStatus: [401] });
@@ -31,7 +31,7 @@ test("the host console signs in, imports with a job, streams events, searches an
     const status = page.locator("#status");
     const statusIs = (text) => page.waitForFunction((t) => document.querySelector("#status").textContent === t, text, { timeout: 15_000 });
 
-    await page.goto(`${server.url}/console`);
+    await page.goto(`${host.url}/console`);
     assert.equal(await page.locator("#app").isHidden(), true, "nothing but the sign-in form before signing in");
 
     // A wrong key is refused and explained; the right one signs in.
@@ -107,6 +107,35 @@ test("the host console signs in, imports with a job, streams events, searches an
     assert.equal(await page.evaluate(() => sessionStorage.getItem("arrwdb.console.key")), null);
     assert.equal(await page.locator("#app").isHidden(), true);
     assert.deepEqual(urls.filter((u) => u.includes(key)), [], "the key never appears in a URL");
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser?.close();
+    await host.stop();
+  }
+});
+
+test("serve.mjs serves the console and passes its API calls and events to the host", { timeout: 60_000 }, async () => {
+  const host = await startAuthHost(adminKey);
+  let server = null;
+  let browser = null;
+  try {
+    const { key } = await hostJson(host.url, "POST", "/v1/admin/tenants/default/keys", { name: "proxy-test", scopes: ["read", "write"] }, adminKey);
+    await hostJson(host.url, "POST", "/v1/libraries", { name: "proxied", dimension: 2 }, key);
+    server = await startServer({ api: host.url });
+    browser = await launchBrowser();
+    const page = await browser.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${server.url}/console`);
+    await page.fill("#api-key", key);
+    await page.press("#api-key", "Enter");
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "Signed in.", null, { timeout: 15_000 });
+    await page.locator('#libraries tr[data-library="proxied"]').waitFor({ timeout: 10_000 });
+    // An event written behind the page's back arrives through the proxy's SSE stream.
+    await page.fill("#events-library", "proxied");
+    await page.click("#events-toggle");
+    await page.waitForFunction(() => document.querySelector("#events-state").textContent === "Watching proxied.", null, { timeout: 10_000 });
+    await hostJson(host.url, "POST", "/v1/libraries/proxied/documents", { id: "a", chunks: [{ embedding: [1, 0] }] }, key);
+    await page.locator('#events li[data-type="document.upserted"]').waitFor({ timeout: 15_000 });
     assert.deepEqual(problems, []);
   } finally {
     await browser?.close();

@@ -1,122 +1,189 @@
-// The playground as a person sees it: served by serve.mjs, loaded in headless Chromium,
-// it searches on load and again through the form, without page or console errors.
+// The playground (index.html) as a person uses it, in headless Chromium: the bundled
+// pypi-minilm sample loads into the engine in a Web Worker, and vector, keyword, hybrid
+// and filtered searches return what an exact computation over the same sample files
+// says they must. Screenshot: target/www-playground/playground.png.
 // Needs the built package in wasm/pkg/ and Debian's /usr/bin/chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchBrowser, root, startServer, watchProblems, www } from "./support.mjs";
 
-const www = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const shots = path.join(root, "target", "www-playground");
 
-/** Starts serve.mjs on a free port; resolves to the child and its base URL. */
-async function startServer() {
-  const child = spawn(process.execPath, [path.join(www, "serve.mjs"), "0"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const exited = once(child, "exit").then(([code]) => {
-    throw new Error(`serve.mjs exited with ${code} before listening`);
-  });
-  const listening = (async () => {
-    for await (const line of lines) {
-      const match = /^listening (http:\/\/127\.0\.0\.1:\d+)$/.exec(line);
-      if (match) return match[1];
-    }
-    throw new Error("serve.mjs closed its output before listening");
-  })();
-  const timeout = new Promise((_, reject) =>
-    setTimeout(() => reject(new Error("serve.mjs did not start in 10 s")), 10_000).unref(),
-  );
-  try {
-    return { child, url: await Promise.race([listening, exited, timeout]) };
-  } catch (error) {
-    child.kill();
-    throw error;
-  }
+/** The sample as the page reads it, decoded here without the engine: the oracle. */
+function readSample() {
+  const manifest = JSON.parse(readFileSync(path.join(www, "sample", "pypi-minilm.json"), "utf8"));
+  const bytes = readFileSync(path.join(www, "sample", manifest.vectors.file));
+  const d = manifest.dimension;
+  const row = (i) => Array.from({ length: d }, (_, j) => bytes.readFloatLE((i * d + j) * 4));
+  const docs = manifest.documents.map((doc, i) => ({ ...doc, vector: row(i) }));
+  const queries = manifest.queries.map((q, i) => ({ ...q, vector: row(manifest.documents.length + i) }));
+  return { docs, queries };
 }
 
-test("the playground finds the nearest colours on load and on request", { timeout: 90_000 }, async () => {
-  let server;
-  let browser;
-  try {
-    server = await startServer();
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    const page = await browser.newPage();
-    const problems = [];
-    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-    page.on("console", (message) => {
-      if (message.type() === "error") problems.push(`console error: ${message.text()}`);
-    });
-    page.on("requestfailed", (request) =>
-      problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`),
-    );
-    page.on("response", (response) => {
-      if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
-    });
+/** Ids of the k documents with the highest cosine similarity to query q among `docs`. */
+function exactTop(sample, q, k, keep = () => true) {
+  const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  const query = sample.queries[q].vector;
+  const qn = norm(query);
+  return sample.docs
+    .filter((doc) => keep(doc.metadata))
+    .map((doc) => ({ id: doc.id, score: doc.vector.reduce((s, x, i) => s + x * query[i], 0) / (qn * norm(doc.vector)) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, k)
+    .map((hit) => `${hit.id}#0`);
+}
 
+const rows = (page) => page.locator("#hits tbody tr").evaluateAll((trs) =>
+  trs.map((tr) => ({
+    id: tr.dataset.chunkId,
+    cells: Array.from(tr.cells, (td) => td.textContent),
+  })),
+);
+
+/** Submits the search form and waits for the summary to change. */
+async function search(page) {
+  const before = await page.locator("#summary").getAttribute("data-searches");
+  await page.click("#search");
+  await page.waitForFunction(
+    (old) => {
+      const status = document.querySelector("#status");
+      return status.classList.contains("error") || document.querySelector("#summary").dataset.searches !== old;
+    },
+    before,
+    { timeout: 20_000 },
+  );
+  assert.equal(await page.locator("#status.error").count(), 0, await page.locator("#status").textContent());
+}
+
+/** Loads the sample with the form's index settings and waits until it is searchable. */
+async function load(page, index, quantization = "none") {
+  await page.selectOption("#index", index);
+  await page.selectOption("#quantization", quantization);
+  await page.click("#load");
+  await page.waitForFunction(
+    (kind) => document.querySelector("#status").textContent.startsWith(`Loaded the sample into a ${kind} library.`) ||
+      document.querySelector("#status").classList.contains("error"),
+    index,
+    { timeout: 60_000 },
+  );
+  assert.equal(await page.locator("#status.error").count(), 0, await page.locator("#status").textContent());
+}
+
+test("the playground loads the bundled sample and searches it like exact computation says", { timeout: 180_000 }, async () => {
+  const sample = readSample();
+  assert.equal(sample.docs.length, 2000);
+  const server = await startServer();
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const problems = watchProblems(page);
     const wasm = page.waitForResponse((r) => r.url().endsWith("/pkg/web/arrwdb_wasm_bg.wasm"));
     await page.goto(server.url, { waitUntil: "load" });
     assert.equal((await wasm).headers()["content-type"], "application/wasm");
 
-    // On load: the default query #e8392c, five hits, red first.
-    const hits = page.locator("#hits li[data-chunk-id]");
-    await hits.first().waitFor({ timeout: 15_000 });
-    assert.equal(await hits.count(), 5);
-    assert.deepEqual(
-      await hits.evaluateAll((items) => items.map((li) => li.dataset.chunkId)),
-      ["red#0", "coral#0", "brown#0", "orange#0", "maroon#0"],
-    );
-    assert.match(await hits.first().innerText(), /red: fire trucks/);
-    assert.match(await page.locator("#library").innerText(), /24 documents, 24 chunks, 25 log records/);
-
-    // Through the form: a dark turquoise is nearest to cyan; ask for three hits.
-    await page.fill("#query", "0, 206, 209");
-    await page.selectOption("#k", "3");
-    await page.click("#search");
+    // On load: an HNSW library of the whole sample, and a hybrid search with query 0.
     await page.waitForFunction(
-      () => document.querySelector("#hits li[data-chunk-id]")?.dataset.chunkId === "cyan#0",
+      () => /^(Ready|Could not)/.test(document.querySelector("#status").textContent) || document.querySelector("#status.error"),
       null,
-      { timeout: 10_000 },
+      { timeout: 60_000 },
     );
-    assert.equal(await hits.count(), 3);
-    assert.equal(await hits.first().getAttribute("data-document-id"), "cyan");
-    assert.doesNotMatch(await page.locator("#status").getAttribute("class") ?? "", /error/);
+    assert.equal(await page.locator("#status").textContent(), "Ready: 2,000 documents, 40 queries.");
+    assert.equal(await page.locator("#library").getAttribute("data-documents"), "2000");
+    assert.match(await page.locator("#library").textContent(), /^Library pypi: hnsw index, quantization none, 2,000 documents/);
+    assert.equal(await page.locator("#query option").count(), 41, "the 40 queries and keyword-only");
+    assert.equal(await page.inputValue("#text"), sample.queries[0].text);
+    let hits = await rows(page);
+    assert.equal(hits.length, 10);
+    assert.match(await page.locator("#summary").textContent(), /^10 hits, hybrid search, in [\d.]+ ms\.$/);
+    // Hybrid hits carry where they came from; the best one was found by both retrievers.
+    assert.match(hits[0].cells[5], /^0\.\d{4} · \d+$/);
+    assert.match(hits[0].cells[6], /^\d+\.\d{3} · \d+$/);
 
-    // A malformed query is explained, not thrown.
-    await page.fill("#query", "not a colour");
+    // Vector search on HNSW: compared with exact search over the same sample.
+    const exact0 = exactTop(sample, 0, 10);
+    await page.selectOption("#mode", "vector");
+    await search(page);
+    hits = await rows(page);
+    const recall = await page.locator("#summary").getAttribute("data-recall");
+    const [found] = recall.split("/").map(Number);
+    assert.equal(recall, `${hits.filter((h) => exact0.includes(h.id)).length}/10`, "the page's recall is the oracle's");
+    assert.ok(found >= 9, `HNSW recall@10 on 2,000 documents: ${recall}`);
+    assert.ok(hits.every((h) => h.cells[6] === "–"), "vector search has no keyword part");
+
+    // A flat library is exact: the oracle's ids in the oracle's order.
+    await load(page, "flat");
+    await page.selectOption("#mode", "vector");
+    await search(page);
+    assert.equal(await page.locator("#summary").getAttribute("data-recall"), "exact");
+    assert.deepEqual((await rows(page)).map((h) => h.id), exact0);
+
+    // Filters: a year range, and the popular packages (download_rank present), ANDed.
+    await page.fill("#year-from", "2019");
+    await page.fill("#year-to", "2022");
+    await search(page);
+    hits = await rows(page);
+    assert.deepEqual(hits.map((h) => h.id), exactTop(sample, 0, 10, (m) => m.year >= 2019 && m.year <= 2022));
+    assert.ok(hits.every((h) => Number(h.cells[3]) >= 2019 && Number(h.cells[3]) <= 2022));
+    assert.match(await page.locator("#summary").textContent(), /Filter \{"year":\{"\$gte":2019,"\$lte":2022\}\}\./);
+    await page.check("#popular");
+    await search(page);
+    const popular = exactTop(sample, 0, 10, (m) => m.year >= 2019 && m.year <= 2022 && m.download_rank !== undefined);
+    assert.ok(popular.length > 0 && popular.length < 10, `a selective filter (${popular.length} matches)`);
+    assert.deepEqual((await rows(page)).map((h) => h.id), popular);
+    await page.fill("#year-from", "");
+    await page.fill("#year-to", "");
+    await page.uncheck("#popular");
+
+    // Keyword search without a vector: every hit has the word; no vector part.
+    await page.selectOption("#query", "");
+    assert.equal(await page.inputValue("#text"), "");
+    await page.fill("#text", "django");
+    await page.selectOption("#mode", "");
+    await search(page);
+    hits = await rows(page);
+    assert.match(await page.locator("#summary").textContent(), /keyword search/);
+    const withDjango = sample.docs.filter((d) => /django/i.test(d.text)).length;
+    assert.equal(hits.length, Math.min(10, withDjango));
+    assert.ok(hits.every((h) => /django/i.test(h.cells[2]) && h.cells[5] === "–" && /^\d+\.\d{3} · \d+$/.test(h.cells[6])));
+
+    // Mistakes are explained, and the hits stay.
+    await page.fill("#filter", "{year: 2020}");
     await page.click("#search");
     await page.locator("#status.error").waitFor({ timeout: 5_000 });
-    assert.equal(await hits.count(), 3, "the previous hits stay");
+    assert.match(await page.locator("#status").textContent(), /^invalid: the filter is not JSON/);
+    await page.fill("#filter", '{"year": {"$near": 2020}}');
+    await page.click("#search");
+    await page.waitForFunction(() => /\$near/.test(document.querySelector("#status").textContent));
+    assert.match(await page.locator("#status").textContent(), /^invalid: /);
+    assert.equal((await rows(page)).length, hits.length);
+    await page.fill("#filter", "");
 
-    if (process.env.PAGE_SCREENSHOT) {
-      await page.fill("#query", "#e8392c");
-      await page.selectOption("#k", "5");
-      await page.click("#search");
-      await page.screenshot({ path: process.env.PAGE_SCREENSHOT, fullPage: true });
+    // Every other index kind and a quantized store load and answer vector queries.
+    for (const [index, quantization] of [["ivf", "none"], ["kdtree", "none"], ["lsh", "none"], ["hnsw", "sq8"]]) {
+      await load(page, index, quantization);
+      assert.match(await page.locator("#library").textContent(), new RegExp(`^Library pypi: ${index} index, quantization ${quantization}, 2,000 documents`));
+      await page.selectOption("#query", "1");
+      await page.selectOption("#mode", "vector");
+      await search(page);
+      const got = await page.locator("#summary").getAttribute("data-recall");
+      const exact1 = exactTop(sample, 1, 10);
+      const ids = (await rows(page)).map((h) => h.id);
+      assert.equal(got, `${ids.filter((id) => exact1.includes(id)).length}/10`, `${index}/${quantization}`);
     }
+
+    // The screenshot: a hybrid search on HNSW with a filter.
+    await load(page, "hnsw");
+    await page.selectOption("#query", "2");
+    await page.selectOption("#mode", "hybrid");
+    await page.fill("#year-from", "2024");
+    await search(page);
+    mkdirSync(shots, { recursive: true });
+    await page.screenshot({ path: path.join(shots, "playground.png"), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {
-    await browser?.close();
-    if (server && server.child.exitCode === null) {
-      const exit = once(server.child, "exit");
-      server.child.kill();
-      await exit;
-    }
+    await browser.close();
+    await server.stop();
   }
 });

@@ -189,6 +189,7 @@ pub fn node_test_files(root: &Path) -> Vec<PathBuf> {
         root.join("wasm").join("tests").join("types.test.mjs"),
         root.join("wasm").join("tests").join("embed.test.mjs"),
         root.join("www").join("tests").join("page.test.mjs"),
+        root.join("www").join("tests").join("sample.test.mjs"),
         root.join("www").join("tests").join("browser.test.mjs"),
         root.join("www").join("tests").join("local.test.mjs"),
         root.join("www").join("tests").join("console-host.test.mjs"),
