@@ -882,6 +882,20 @@ impl LibraryState {
                 "`distance_threshold` applies to vector scores; use `min_score` with a keyword search",
             ));
         }
+        // The same bounds as the index parameters they override (`ef_search`, `nprobe`
+        // up to the largest `nlist`); an index that has no such knob ignores it.
+        for (name, value, max) in [
+            ("ef", request.params.ef, 4096),
+            ("nprobe", request.params.nprobe, 65_536),
+        ] {
+            if let Some(v) = value
+                && !(1..=max).contains(&v)
+            {
+                return Err(Error::invalid(format!(
+                    "`params.{name}` must be between 1 and {max}, got {v}"
+                )));
+            }
+        }
         let k = request.k as usize;
         let depth = match request.candidates {
             Some(c) if c == 0 || c > api::MAX_K => {
@@ -1034,9 +1048,13 @@ impl LibraryState {
 
     /// `distance_threshold` as a lowest vector score.
     fn distance_floor(&self, request: &SearchRequest) -> Result<Option<f32>> {
-        if request.distance_threshold.is_some_and(|v| !v.is_finite()) {
+        // A distance is never negative, so a negative bound would silently match nothing.
+        if request
+            .distance_threshold
+            .is_some_and(|v| !(v.is_finite() && v >= 0.0))
+        {
             return Err(Error::invalid(
-                "`distance_threshold` must be a finite number",
+                "`distance_threshold` must be a finite number of at least 0",
             ));
         }
         Ok(match (request.distance_threshold, self.config.metric) {

@@ -563,6 +563,46 @@ fn min_score_and_distance_threshold_drop_far_hits() {
             .expect("both"),
         ["x"]
     );
+    assert_eq!(
+        ask(serde_json::json!({"vector": [1, 0], "distance_threshold": 0})).expect("zero"),
+        ["x"],
+        "the query's own vector is at distance 0"
+    );
+    // A distance is never negative: a negative bound is a mistake, not an empty answer.
+    let err = ask(serde_json::json!({"vector": [1, 0], "distance_threshold": -0.5}))
+        .expect_err("negative");
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert_eq!(
+        err.to_string(),
+        "`distance_threshold` must be a finite number of at least 0"
+    );
+    // Per-query index parameters: 1 up to the index parameters' own bounds.
+    assert_eq!(
+        ask(serde_json::json!({"vector": [1, 0], "params": {"ef": 4096, "nprobe": 1}}))
+            .expect("in range"),
+        ["x", "diag", "y"]
+    );
+    for (params, message) in [
+        (
+            serde_json::json!({"ef": 0}),
+            "`params.ef` must be between 1 and 4096, got 0",
+        ),
+        (
+            serde_json::json!({"ef": 4097}),
+            "`params.ef` must be between 1 and 4096, got 4097",
+        ),
+        (
+            serde_json::json!({"nprobe": 0}),
+            "`params.nprobe` must be between 1 and 65536, got 0",
+        ),
+    ] {
+        let err =
+            ask(serde_json::json!({"vector": [1, 0], "params": params})).expect_err("out of range");
+        assert_eq!(
+            (err.kind(), err.to_string()),
+            (ErrorKind::Invalid, message.to_string())
+        );
+    }
     let mut dot = Engine::new();
     run(
         &mut dot,

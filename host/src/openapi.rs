@@ -398,9 +398,13 @@ pub mod schema {
     #[derive(Debug, ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct SearchParams {
+        /// HNSW: candidates kept while searching (overrides `ef_search`).
         #[serde(default)]
+        #[schema(minimum = 1, maximum = 4096)]
         pub ef: Option<u32>,
+        /// IVF: lists probed (overrides `nprobe`; more than `nlist` probes them all).
         #[serde(default)]
+        #[schema(minimum = 1, maximum = 65536)]
         pub nprobe: Option<u32>,
     }
 
@@ -439,7 +443,10 @@ pub mod schema {
         pub include: Option<Vec<Include>>,
         #[serde(default)]
         pub min_score: Option<f32>,
+        /// Largest distance a vector hit may have (cosine: `1 - score`, l2: euclidean);
+        /// at least 0. Not with the dot metric or in keyword mode.
         #[serde(default)]
+        #[schema(minimum = 0)]
         pub distance_threshold: Option<f32>,
     }
 

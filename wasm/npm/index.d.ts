@@ -222,12 +222,13 @@ export interface SearchRequest {
   rerank?: Reranker[];
   /** Unix milliseconds used by recency reranking; defaults to `Date.now()`. */
   now?: number;
+  /** Per-query overrides: HNSW `ef` (1 to 4096), IVF `nprobe` (1 to 65536). */
   params?: { ef?: number; nprobe?: number };
   /** What hits carry besides ids and score; defaults to `["text", "metadata"]`. */
   include?: ("text" | "metadata" | "vector")[];
   /** Only hits scoring at least this much. */
   min_score?: number;
-  /** Only hits at most this far (cosine and l2 libraries). */
+  /** Only hits at most this far (cosine and l2 libraries); at least 0. */
   distance_threshold?: number;
 }
 
@@ -294,7 +295,8 @@ declare abstract class Reader {
   exportSnapshot(library: string): Uint8Array;
   /** Sequence number of the library's last write; 0 for an unknown library. */
   seq(library: string): number;
-  /** Releases the wasm memory now. */
+  /** Releases the wasm memory now. Every later call throws `invalid`; a second `free()`
+   * does nothing; a `Replica` also stops polling. */
   free(): void;
 }
 
@@ -455,7 +457,7 @@ export class WorkerDatabase {
   flush(): Promise<void>;
   /** Replica only. */
   poll(): Promise<number>;
-  /** Stops the worker; pending calls reject with `unavailable`. */
+  /** Stops the worker; pending and later calls reject with `unavailable`. */
   terminate(): void;
 }
 

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import init, { ArrwdbError, Database } from "../pkg/nodejs/index.mjs";
+import init, { ArrwdbError, Database, ERROR_KINDS, toArrwdbError } from "../pkg/nodejs/index.mjs";
 
 await init();
 
@@ -405,4 +405,113 @@ test("request limits: k, chunk text and id sizes", () => {
   expectError(() => db.upsert("lib", { id: "d".repeat(600), chunks: [{ embedding }] }), "invalid", /^document id must be 1 to 512 bytes/);
   db.upsert("lib", { id: "d".repeat(512), chunks: [{ id: "c".repeat(512), text: "x".repeat(64 * 1024), embedding }] });
   assert.equal(db.search("lib", { vector: embedding, k: 1000 }).hits.length, 1);
+});
+
+test("search bounds and per-query parameters: min_score, distance_threshold, params", () => {
+  const db = new Database();
+  const vectors = randomVectors(7, 300, DIMENSION);
+  const query = randomVectors(8, 1, DIMENSION)[0];
+  for (const [name, index] of [["flat", { type: "flat" }], ["hnsw", { type: "hnsw", m: 8, ef_construction: 64, seed: 3 }], ["ivf", { type: "ivf", nlist: 4, nprobe: 1, train_size: 64, seed: 3 }]]) {
+    db.createLibrary({ name, dimension: DIMENSION, index });
+    db.upsertBatch(name, { ids: vectors.map((_, i) => `d${i}`), vectors: Float32Array.from(vectors.flatMap((v) => [...v])) });
+  }
+  const exact = vectors
+    .map((v, i) => ({ id: `d${i}#0`, score: score("cosine", query, v) }))
+    .sort((a, b) => b.score - a.score);
+
+  // Bounds are applied to the exact scores: everything above 0.3, at most k.
+  const above = exact.filter((h) => h.score >= 0.3);
+  assert.ok(above.length > 3 && above.length < 50, `a threshold that cuts (${above.length} above)`);
+  const bounded = db.search("flat", { vector: query, k: 100, min_score: 0.3, include: [] }).hits;
+  assert.deepEqual(bounded.map((h) => h.chunk_id), above.map((h) => h.id));
+  // distance_threshold 0.7 on cosine is the same bound (distance = 1 - score).
+  const near = db.search("flat", { vector: query, k: 100, distance_threshold: 0.7, include: [] }).hits;
+  assert.deepEqual(near.map((h) => h.chunk_id), exact.filter((h) => 1 - h.score <= 0.7).map((h) => h.id));
+  assert.ok(near.every((h) => Math.abs(h.distance - (1 - h.score)) < 1e-6));
+  expectError(() => db.search("flat", { vector: query, distance_threshold: -0.1 }), "invalid", "`distance_threshold` must be a finite number of at least 0");
+
+  // params: a search as wide as the library is exact; the narrowest is not worse than nothing.
+  const top10 = exact.slice(0, 10).map((h) => h.id);
+  assert.deepEqual(db.search("hnsw", { vector: query, k: 10, params: { ef: 300 }, include: [] }).hits.map((h) => h.chunk_id), top10);
+  assert.deepEqual(db.search("ivf", { vector: query, k: 10, params: { nprobe: 4 }, include: [] }).hits.map((h) => h.chunk_id), top10);
+  const narrow = db.search("ivf", { vector: query, k: 10, params: { nprobe: 1 }, include: [] }).hits;
+  assert.equal(narrow.length, 10);
+  expectError(() => db.search("hnsw", { vector: query, params: { ef: 0 } }), "invalid", "`params.ef` must be between 1 and 4096, got 0");
+  expectError(() => db.search("ivf", { vector: query, params: { nprobe: 0 } }), "invalid", "`params.nprobe` must be between 1 and 65536, got 0");
+  expectError(() => db.search("hnsw", { vector: query, params: { ef: 1.5 } }), "invalid", /^invalid search request: invalid type: floating point `1.5`, expected u32/);
+  expectError(() => db.search("hnsw", { vector: query, params: { m: 4 } }), "invalid", /^invalid search request: unknown field `m`, expected `ef` or `nprobe`/);
+});
+
+test("binary quantization rescoring returns exact scores", () => {
+  const db = new Database();
+  const vectors = randomVectors(11, 200, DIMENSION);
+  const query = randomVectors(12, 1, DIMENSION)[0];
+  db.createLibrary({ name: "bin", dimension: DIMENSION, quantization: { type: "binary", oversample: 64 } });
+  db.upsertBatch("bin", { ids: vectors.map((_, i) => `d${i}`), vectors: Float32Array.from(vectors.flatMap((v) => [...v])) });
+  assert.deepEqual(db.getLibrary("bin").quantization, { type: "binary", oversample: 64 });
+  const exact = vectors.map((v, i) => ({ id: `d${i}#0`, score: score("cosine", query, v) })).sort((a, b) => b.score - a.score);
+  // 5 × 64 candidates cover all 200 codes, so the rescored top 5 is the exact one.
+  const hits = db.search("bin", { vector: query, k: 5, include: [] }).hits;
+  assert.deepEqual(hits.map((h) => h.chunk_id), exact.slice(0, 5).map((h) => h.id));
+  hits.forEach((h, i) => assert.ok(Math.abs(h.score - exact[i].score) < 1e-5, `${h.chunk_id}: ${h.score} vs ${exact[i].score}`));
+});
+
+test("position and length rerankers blend their feature into the order", () => {
+  const db = new Database();
+  db.createLibrary({ name: "r", dimension: 2 });
+  // Chunk 0 is the farthest from the query; texts of 10, 5 and 40 characters.
+  db.upsert("r", {
+    id: "d",
+    chunks: [
+      { text: "0123456789", embedding: [0, 1] },
+      { text: "abcde", embedding: [1, 0.2] },
+      { text: "x".repeat(40), embedding: [1, 0] },
+    ],
+  });
+  const ask = (rerank) => db.search("r", { vector: [1, 0], include: [], rerank }).hits.map((h) => [h.chunk_id, h.score]);
+  assert.deepEqual(ask(undefined).map(([id]) => id), ["d#2", "d#1", "d#0"]);
+  // Weight 1: the feature alone, 1 / (1 + position).
+  // (Scores cross as JSON text, the shortest decimal of the f32: compare as f32.)
+  const asF32 = (hits) => hits.map(([id, s]) => [id, Math.fround(s)]);
+  assert.deepEqual(asF32(ask([{ type: "position", weight: 1 }])), [["d#0", 1], ["d#1", 0.5], ["d#2", Math.fround(1 / 3)]]);
+  // Length near 10 characters: min(len, 10) / max(len, 10).
+  assert.deepEqual(ask([{ type: "length", target: 10, weight: 1 }]), [["d#0", 1], ["d#1", 0.5], ["d#2", 0.25]]);
+  // Weight 0.5: half the min-max normalized vector score (d#2: 1, d#1: cos = 0.981,
+  // d#0: 0) and half the feature: d#1 0.740, d#2 0.667, d#0 0.5.
+  const blended = ask([{ type: "position", weight: 0.5 }]);
+  assert.deepEqual(blended.map(([id]) => id), ["d#1", "d#2", "d#0"]);
+  const cos = 1 / Math.sqrt(1.04);
+  const expected = [0.5 * cos + 0.25, 0.5 + 0.5 / 3, 0.5];
+  blended.forEach(([id, got], i) => assert.ok(Math.abs(got - expected[i]) < 1e-6, `${id}: ${got} vs ${expected[i]}`));
+  expectError(() => ask([{ type: "length", target: 0 }]), "invalid", "rerank[0].target must be at least 1");
+  expectError(() => ask([{ type: "position", weight: 2 }]), "invalid", /^rerank\[0\]\.weight must be between 0 and 1/);
+});
+
+test("free releases the engine: later calls are `invalid`, a second free does nothing", () => {
+  const db = new Database();
+  db.createLibrary({ name: "lib", dimension: 2 });
+  db.upsert("lib", { id: "a", chunks: [{ embedding: [1, 0] }] });
+  db.free();
+  const freed = "this database was freed: free() released its memory for good";
+  expectError(() => db.listLibraries(), "invalid", freed);
+  expectError(() => db.search("lib", { vector: [1, 0] }), "invalid", freed);
+  expectError(() => db.seq("lib"), "invalid", freed);
+  expectError(() => db.upsert("lib", { id: "b", chunks: [{ embedding: [0, 1] }] }), "invalid", freed);
+  expectError(() => db.exportSnapshot("lib"), "invalid", freed);
+  db.free();
+});
+
+test("toArrwdbError keeps engine errors and wraps anything else", () => {
+  const own = new ArrwdbError("conflict", "taken");
+  assert.equal(toArrwdbError(own), own);
+  // An error that crossed a worker or realm boundary as a plain Error keeps kind and text.
+  const crossed = Object.assign(new Error("library `x` not found"), { name: "ArrwdbError", kind: "not_found" });
+  const kept = toArrwdbError(crossed);
+  assert.ok(kept instanceof ArrwdbError);
+  assert.deepEqual([kept.kind, kept.message], ["not_found", "library `x` not found"]);
+  const wrapped = toArrwdbError(new TypeError("boom"), "unavailable");
+  assert.deepEqual([wrapped.kind, wrapped.message, wrapped.cause.name], ["unavailable", "boom", "TypeError"]);
+  assert.deepEqual([toArrwdbError("text").kind, toArrwdbError("text").message], ["internal", "text"]);
+  assert.equal(new ArrwdbError("no such kind", "x").kind, "internal", "unknown kinds become internal");
+  assert.deepEqual(ERROR_KINDS, ["invalid", "not_found", "conflict", "unavailable", "internal"]);
 });

@@ -209,6 +209,149 @@ test("WorkerDatabase runs the engine in a Web Worker, in memory and persisted", 
   }
 });
 
+test("every WorkerDatabase method answers as the in-page Database does, errors included", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const { page, problems } = await openHarness(context);
+    const result = await page.evaluate(async () => {
+      const { Database, WorkerDatabase } = window.arrwdb;
+      // Plain data for comparing answers: typed arrays as arrays, no timings.
+      const plain = (value) =>
+        JSON.parse(JSON.stringify(value, (key, v) => (key === "took_ms" ? undefined : ArrayBuffer.isView(v) ? Array.from(v) : v)));
+      /** Every method once, in page or worker: answers and error kinds, in order. */
+      async function script(db) {
+        const out = [];
+        const step = async (name, fn) => {
+          try {
+            out.push([name, plain(await fn())]);
+          } catch (e) {
+            out.push([name, `${e.constructor.name}:${e.kind}:${e.message}`]);
+          }
+        };
+        await step("createLibrary", () => db.createLibrary({ name: "w", dimension: 3, index: { type: "flat" } }));
+        await step("createLibrary conflict", () => db.createLibrary({ name: "w", dimension: 3 }));
+        await step("upsert", () => db.upsert("w", { id: "a", metadata: { tag: "x" }, chunks: [{ text: "alpha one", embedding: [1, 0, 0] }, { text: "alpha two", embedding: [0.9, 0.1, 0] }] }));
+        await step("upsert invalid", () => db.upsert("w", { id: "bad", chunks: [{ embedding: [1, 0] }] }));
+        await step("upsertBatch", () => db.upsertBatch("w", { ids: ["b", "c", "d"], vectors: new Float32Array([0, 1, 0, 0, 0, 1, 0.5, 0.5, 0]), texts: ["beta", "gamma", "delta"], metadata: [{ n: 1 }, { n: 2 }, { n: 3 }] }));
+        await step("listLibraries", () => db.listLibraries());
+        await step("getLibrary", () => db.getLibrary("w"));
+        await step("getDocument", () => db.getDocument("w", "a"));
+        await step("getDocument not_found", () => db.getDocument("w", "zzz"));
+        await step("listDocuments", () => db.listDocuments("w", { limit: 2 }));
+        await step("listDocuments not_found", () => db.listDocuments("nope"));
+        await step("search", () => db.search("w", { vector: new Float32Array([1, 0, 0]), text: "alpha", k: 3, include: ["text", "metadata", "vector"] }));
+        await step("search invalid", () => db.search("w", { vector: [1, 0, 0], k: 0 }));
+        await step("seq", () => db.seq("w"));
+        await step("deleteDocument", () => db.deleteDocument("w", "d"));
+        await step("deleteDocument not_found", () => db.deleteDocument("w", "d"));
+        await step("deleteDocuments", () => db.deleteDocuments("w", { filter: { n: 2 } }));
+        await step("rebuild", () => db.rebuild("w", { index: { type: "hnsw", m: 4 } }));
+        await step("optimize", () => db.optimize("w"));
+        await step("search after rebuild", () => db.search("w", { vector: [0, 1, 0], k: 2, include: [] }));
+        let snapshot;
+        await step("exportSnapshot", async () => {
+          snapshot = await db.exportSnapshot("w");
+          return snapshot.length > 0;
+        });
+        await step("deleteLibrary", () => db.deleteLibrary("w"));
+        await step("deleteLibrary not_found", () => db.deleteLibrary("w"));
+        await step("importSnapshot", () => db.importSnapshot(snapshot));
+        await step("importSnapshot internal", () => db.importSnapshot(new Uint8Array([1, 2, 3])));
+        await step("deleteLibrary again", () => db.deleteLibrary("w"));
+        const url = URL.createObjectURL(new Blob([snapshot]));
+        await step("loadSnapshot", () => db.loadSnapshot(url));
+        URL.revokeObjectURL(url);
+        await step("getLibrary loaded", () => db.getLibrary("w"));
+        return out;
+      }
+      const inPage = await script(new Database());
+      const worker = await WorkerDatabase.spawn();
+      const inWorker = await script(worker);
+      const only = [];
+      for (const method of ["compact", "flush", "poll"]) {
+        try {
+          await worker[method]("w");
+        } catch (e) {
+          only.push(`${e.kind}:${e.message}`);
+        }
+      }
+      // Persisted in a worker: compact and flush reach IndexedDB.
+      await Database.destroy("worker-all");
+      const persisted = await WorkerDatabase.spawn({ name: "worker-all", persist: { compactAfter: 1000 } });
+      await persisted.createLibrary({ name: "p", dimension: 2 });
+      await persisted.upsertBatch("p", { ids: ["x", "y"], vectors: new Float32Array([1, 0, 0, 1]) });
+      await persisted.flush();
+      const pdb = await Database.open("worker-all");
+      const beforeCompact = await pdb.storageStats("p");
+      await pdb.close();
+      await persisted.compact("p");
+      const pdb2 = await Database.open("worker-all");
+      const afterCompact = await pdb2.storageStats("p");
+      await pdb2.close();
+      // Terminating fails the call in flight and every later one with `unavailable`.
+      const pending = persisted.search("p", { vector: [1, 0] }).catch((e) => e.kind);
+      persisted.terminate();
+      const afterTerminate = await Promise.race([
+        persisted.listLibraries().catch((e) => `${e.kind}:${e.message}`),
+        new Promise((resolve) => setTimeout(() => resolve("hung"), 2000)),
+      ]);
+      worker.terminate();
+      return { inPage, inWorker, only, beforeCompact, afterCompact, pending: await pending, afterTerminate };
+    });
+    assert.deepEqual(result.inWorker, result.inPage, "the worker answers exactly as the page does");
+    const byName = Object.fromEntries(result.inPage);
+    assert.match(byName["createLibrary conflict"], /^ArrwdbError:conflict:/);
+    assert.match(byName["upsert invalid"], /^ArrwdbError:invalid:wrong vector dimension/);
+    assert.match(byName["getDocument not_found"], /^ArrwdbError:not_found:/);
+    assert.match(byName["listDocuments not_found"], /^ArrwdbError:not_found:library `nope` not found/);
+    assert.match(byName["search invalid"], /^ArrwdbError:invalid:k must be between 1 and 1000/);
+    assert.match(byName["deleteDocument not_found"], /^ArrwdbError:not_found:/);
+    assert.match(byName["deleteLibrary not_found"], /^ArrwdbError:not_found:/);
+    assert.match(byName["importSnapshot internal"], /^ArrwdbError:internal:/);
+    assert.deepEqual(byName.deleteDocuments, { deleted: 1, ids: ["c"] });
+    assert.equal(byName["getLibrary loaded"].documents, 2, "a and b are left");
+    assert.equal(byName["getLibrary loaded"].index.type, "hnsw");
+    assert.deepEqual(byName.search.hits.map((h) => h.chunk_id), ["a#0", "a#1", "d#0"]);
+    assert.deepEqual(result.only, [
+      "invalid:a Database has no method `compact`",
+      "invalid:a Database has no method `flush`",
+      "invalid:a Database has no method `poll`",
+    ]);
+    assert.deepEqual(
+      [result.beforeCompact, result.afterCompact].map((s) => [s.snapshot_seq, s.wal_records]),
+      [[null, 3], [3, 0]],
+      "create and a batch of 2 are 3 logged records, all in the snapshot after compact",
+    );
+    assert.equal(result.pending, "unavailable");
+    assert.equal(result.afterTerminate, "unavailable:the worker was terminated");
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("initSync compiles the package from a module the page already has", { timeout: 30_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const problems = watchProblems(page);
+    await page.goto(`${server.url}/tests/harness.html`);
+    const hits = await page.evaluate(async () => {
+      const arrwdb = await import("/pkg/web/index.js");
+      const bytes = await (await fetch("/pkg/web/arrwdb_wasm_bg.wasm")).arrayBuffer();
+      arrwdb.initSync(new WebAssembly.Module(bytes));
+      const db = new arrwdb.Database();
+      db.createLibrary({ name: "s", dimension: 2 });
+      db.upsert("s", { id: "x", chunks: [{ embedding: [1, 0] }] });
+      return db.search("s", { vector: [1, 0] }).hits.map((h) => h.chunk_id);
+    });
+    assert.deepEqual(hits, ["x#0"]);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
 test("keyword and hybrid search in Chromium: same after a reload and in a worker", { timeout: 60_000 }, async () => {
   const context = await browser.newContext();
   try {

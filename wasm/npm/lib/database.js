@@ -45,6 +45,23 @@ function now() {
   return globalThis.performance?.now() ?? Date.now();
 }
 
+/**
+ * Stands in for the RawEngine after `free()`: every call throws an `invalid`
+ * ArrwdbError (the caller used a database it had released) instead of wasm-bindgen's
+ * "null pointer passed to rust"; a second `free()` does nothing.
+ */
+const FREED = new Proxy(
+  {},
+  {
+    get(_, name) {
+      if (name === "free") return () => {};
+      return () => {
+        throw new ArrwdbError("invalid", "this database was freed: free() released its memory for good");
+      };
+    },
+  },
+);
+
 /** Read methods over a RawEngine, shared by Database, PersistentDatabase and Replica. */
 export class Reader {
   /** @internal */
@@ -104,12 +121,15 @@ export class Reader {
 
   /** Sequence number of the library's last applied write (0 if there is none). */
   seq(library) {
-    return this._raw.seq(String(library));
+    return guard(() => this._raw.seq(String(library)));
   }
 
-  /** Releases the wasm memory now instead of at garbage collection. */
+  /** Releases the wasm memory now instead of at garbage collection. Every later call
+   * throws `invalid`; freeing twice does nothing. */
   free() {
-    this._raw.free();
+    const raw = this._raw;
+    this._raw = FREED;
+    raw.free();
   }
 }
 

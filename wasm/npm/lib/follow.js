@@ -137,6 +137,12 @@ export class Replica extends Reader {
     return this._raw.seq(this.#library);
   }
 
+  /** Stops polling and releases the wasm memory; reads throw `invalid` afterwards. */
+  free() {
+    this.stop();
+    super.free();
+  }
+
   /** Whether the host deleted the library (the replica then stops). */
   get deleted() {
     return this.#deleted;

@@ -14,6 +14,7 @@ export class WorkerDatabase {
   #next = 1;
   #pending = new Map();
   #kind = null;
+  #terminated = false;
 
   /** @internal use `WorkerDatabase.spawn`. */
   constructor(worker) {
@@ -55,6 +56,11 @@ export class WorkerDatabase {
 
   #call(method, args) {
     return new Promise((resolve, reject) => {
+      // A terminated worker never answers: fail now instead of waiting forever.
+      if (this.#terminated) {
+        reject(new ArrwdbError("unavailable", "the worker was terminated"));
+        return;
+      }
       const id = this.#next++;
       this.#pending.set(id, { resolve, reject });
       try {
@@ -78,6 +84,7 @@ export class WorkerDatabase {
 
   /** Stops the worker; pending calls reject with `unavailable`. */
   terminate() {
+    this.#terminated = true;
     this.#worker.terminate();
     this.#failAll(new ArrwdbError("unavailable", "the worker was terminated"));
   }

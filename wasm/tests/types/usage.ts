@@ -3,7 +3,10 @@
 import init, {
   ArrwdbError,
   Database,
+  ERROR_KINDS,
   WorkerDatabase,
+  initSync,
+  toArrwdbError,
   type BatchResult,
   type ErrorKind,
   type Hit,
@@ -64,7 +67,11 @@ export async function usage(): Promise<void> {
   const name: string = new Database().importSnapshot(bytes);
   await db.loadSnapshot("https://example.invalid/x.snap");
 
-  const persisted: PersistentDatabase = await Database.open("app", { compactAfter: 500, onChange: (l, s) => void [l, s] });
+  const persisted: PersistentDatabase = await Database.open("app", {
+    compactAfter: 500,
+    durability: "relaxed",
+    onChange: (l, s) => void [l, s],
+  });
   const created: LibraryInfo = await persisted.createLibrary({ name: "p", dimension: 2 });
   await persisted.upsertBatch("p", { ids: ["x"], vectors: [1, 2] });
   const stats = await persisted.storageStats("p");
@@ -86,6 +93,10 @@ export async function usage(): Promise<void> {
   const fromWorker: SearchResponse = await worker.search("p", { vector: [1, 2] });
   worker.terminate();
 
+  initSync(new Uint8Array(0));
+  const wrapped: ArrwdbError = toArrwdbError(new Error("x"), "unavailable");
+  const kinds: readonly ErrorKind[] = ERROR_KINDS;
+  db.free();
   try {
     db.getLibrary("nope");
   } catch (e) {
@@ -94,5 +105,5 @@ export async function usage(): Promise<void> {
       void kind;
     }
   }
-  void [removed, next, chunks, k1, batch, fused, vector, embedding, name, created, snapshotSeq, position, fromWorker];
+  void [removed, next, chunks, k1, batch, fused, vector, embedding, name, created, snapshotSeq, position, fromWorker, wrapped, kinds];
 }
