@@ -239,9 +239,21 @@ def run_arrwdb(args):
 
 def run_node(args):
     """wasm/bench/node.mjs: rows with setting "node"; returns its header rows."""
-    proc = subprocess.run(["node", args.node_bench, "--n", str(args.node_n or args.n), "--queries",
-                           str(args.queries), "--dataset", args.dataset], check=False,
-                          stdout=subprocess.PIPE, text=True)
+    return run_js(["node", args.node_bench, "--n", str(args.node_n or args.n), "--queries",
+                   str(args.queries), "--dataset", args.dataset], "node")
+
+
+def run_browser(args):
+    """wasm/bench/browser.mjs (headless Chromium, the page's main thread): rows with
+    setting "chromium"; returns its header rows."""
+    return run_js(["node", args.browser_bench, "--n", str(args.browser_n), "--queries",
+                   str(args.browser_queries), "--dataset", args.dataset], "chromium")
+
+
+def run_js(command, setting):
+    """A JS benchmark printing JSON lines: measured rows get `setting`; the others
+    (runtime, versions, sizes, failures) are returned."""
+    proc = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
     extra = []
     for line in proc.stdout.splitlines():
         print(line, file=sys.stderr, flush=True)
@@ -250,12 +262,12 @@ def run_node(args):
         except json.JSONDecodeError:
             continue  # a package's own log line (hnswlib-wasm prints some)
         if "qps" in row:
-            row["setting"] = "node"
+            row["setting"] = setting
             ROWS.append(row)
         else:
             extra.append(row)
     if proc.returncode != 0:
-        extra.append({"error": f"node.mjs exited with {proc.returncode}"})
+        extra.append({"error": f"{os.path.basename(command[1])} exited with {proc.returncode}"})
     return extra
 
 
@@ -344,10 +356,10 @@ def native_table(threads, total):
     return out
 
 
-def node_table(total):
+def node_table(total, setting="node"):
     out = ["| n | engine | index | build | search | recall@10 | QPS | build s |",
            "|---|---|---|---|---|---|---|---|"]
-    for row in [r for r in ROWS if r.get("setting") == "node"]:
+    for row in [r for r in ROWS if r.get("setting") == setting]:
         label = search_label(row["search"])
         if row.get("queries") and row["queries"] != total:
             label = f"{label} (first {row['queries']} queries)".strip()
@@ -425,26 +437,29 @@ def ratios(threads, n):
     # wasm in Node: the npm package against each wasm peer on equal n: HNSW peers at
     # equal recall against arrwdb's hnsw, exact peers (brute force, voy's kd-tree, exact
     # in 384 dimensions) against arrwdb's flat.
-    node = [r for r in ROWS if r.get("setting") == "node"]
-    for peer in sorted({r["engine"] for r in node if r["engine"] != "arrwdb-wasm"}):
-        for size in sorted({r.get("n") for r in node if r["engine"] == peer}):
-            theirs = [r for r in node if r["engine"] == peer and r.get("n") == size]
-            ours = {index: [r for r in node if r["engine"] == "arrwdb-wasm"
-                            and r["index"] == index and r.get("n") == size]
-                    for index in ("hnsw", "hnsw+sq8", "flat")}
-            if theirs[0]["index"] != "hnsw":
-                if ours["flat"]:
-                    add(f"Node exact search QPS (n={size}), arrwdb flat vs {peer} "
-                        f"{theirs[0]['index']}", ours["flat"][0]["qps"], theirs[0]["qps"])
-                continue
-            for index in ("hnsw", "hnsw+sq8"):
-                for target in (0.90, 0.95):
-                    compare(f"Node wasm QPS (n={size}), arrwdb {index} vs {peer}",
-                            ours[index], theirs, target, result=f"node_{index}_{target}_{peer}")
-                if ours[index]:
-                    add(f"Node wasm {index} build throughput (vectors/s, n={size}), vs {peer}",
-                        size / ours[index][0]["build_s"], size / theirs[0]["build_s"],
-                        key=f"node_{index}_build_{peer}")
+    # The same in headless Chromium (the page's main thread).
+    for setting, where in (("node", "Node"), ("chromium", "Chromium")):
+        rows = [r for r in ROWS if r.get("setting") == setting]
+        for peer in sorted({r["engine"] for r in rows if r["engine"] != "arrwdb-wasm"}):
+            for size in sorted({r.get("n") for r in rows if r["engine"] == peer}):
+                theirs = [r for r in rows if r["engine"] == peer and r.get("n") == size]
+                ours = {index: [r for r in rows if r["engine"] == "arrwdb-wasm"
+                                and r["index"] == index and r.get("n") == size]
+                        for index in ("hnsw", "hnsw+sq8", "flat")}
+                if theirs[0]["index"] != "hnsw":
+                    if ours["flat"]:
+                        add(f"{where} exact search QPS (n={size}), arrwdb flat vs {peer} "
+                            f"{theirs[0]['index']}", ours["flat"][0]["qps"], theirs[0]["qps"])
+                    continue
+                for index in ("hnsw", "hnsw+sq8"):
+                    for target in (0.90, 0.95):
+                        compare(f"{where} wasm QPS (n={size}), arrwdb {index} vs {peer}",
+                                ours[index], theirs, target,
+                                result=f"{setting}_{index}_{target}_{peer}")
+                    if ours[index]:
+                        add(f"{where} wasm {index} build throughput (vectors/s, n={size}), "
+                            f"vs {peer}", size / ours[index][0]["build_s"],
+                            size / theirs[0]["build_s"], key=f"{setting}_{index}_build_{peer}")
     return lines, results
 
 
@@ -520,9 +535,15 @@ def main():
     parser.add_argument("--arrwdb", required=True, help="the arrwdb-bench binary")
     parser.add_argument("--node-bench", help="wasm/bench/node.mjs (skipped when absent)")
     parser.add_argument("--node-n", type=int, help="base vectors for the Node run (default --n)")
+    parser.add_argument("--browser-bench",
+                        help="wasm/bench/browser.mjs, headless Chromium (skipped when absent)")
+    parser.add_argument("--browser-n", type=int, default=20_000,
+                        help="base vectors for the Chromium run (default 20000)")
+    parser.add_argument("--browser-queries", type=int, default=200,
+                        help="queries of the Chromium run (default 200)")
     parser.add_argument("--runtimes", help="tests/bench/runtimes.py (skipped when absent)")
     parser.add_argument("--out", help="directory for results.{json,md} and the plots")
-    parser.add_argument("--skip", default="", help="comma list of: arrwdb,peers,node,runtimes")
+    parser.add_argument("--skip", default="", help="comma list of: arrwdb,peers,node,chromium,runtimes")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     started = time.perf_counter()
@@ -536,7 +557,7 @@ def main():
         return value
 
     load = {"start": os.getloadavg()}
-    state = {"node_meta": [], "runtime_rows": [], "base_dim": None}
+    state = {"node_meta": [], "browser_meta": [], "runtime_rows": [], "base_dim": None}
 
     def report(final):
         """Prints (at the end) and writes the tables so far: a run cut short still
@@ -558,6 +579,11 @@ def main():
         if any(r.get("setting") == "node" for r in ROWS) or node_lines:
             md += ["### wasm in Node", "", *node_table(args.queries), "", "```", *node_lines,
                    "```", ""]
+        browser_lines = [json.dumps(m) for m in state["browser_meta"]]
+        if any(r.get("setting") == "chromium" for r in ROWS) or browser_lines:
+            md += ["### wasm in headless Chromium (the page's main thread)", "",
+                   *node_table(args.browser_queries, "chromium"), "", "```", *browser_lines,
+                   "```", ""]
         if state["runtime_rows"]:
             md += ["### wasmtime vs native (tests/bench/runtimes.py)", "", "```",
                    *[json.dumps(r) for r in state["runtime_rows"]], "```", ""]
@@ -572,7 +598,8 @@ def main():
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"machine": machine(), "load": load, "n": args.n, "queries": args.queries,
                        "threads": args.threads, "peers": PEERS, "rows": ROWS,
-                       "node": state["node_meta"], "runtimes": state["runtime_rows"],
+                       "node": state["node_meta"], "chromium": state["browser_meta"],
+                       "runtimes": state["runtime_rows"],
                        "ratios": results, "sq8": sq8, "phases": phases, "wall_s": wall,
                        "complete": final}, f, indent=1)
         with open(os.path.join(args.out, "results.md"), "w") as f:
@@ -583,7 +610,8 @@ def main():
                 import plots
                 for path in plots.plot(ROWS, args.out, args.threads, header + "; " + machine()):
                     print(f"wrote {path}")
-            except ImportError as missing:
+            except (ImportError, ValueError) as missing:
+                # ValueError: a partial run (--skip) left a plot without data.
                 print(f"peers.py: no plots: {missing}", file=sys.stderr)
 
     base = fvecs(f"{args.dataset}/base.fvecs", args.n)
@@ -610,6 +638,9 @@ def main():
     peer(run_hnswlib)
     if args.node_bench and "node" not in skip:
         state["node_meta"] = phase("node wasm", lambda: run_node(args))
+        report(False)
+    if args.browser_bench and "chromium" not in skip:
+        state["browser_meta"] = phase("chromium wasm", lambda: run_browser(args))
         report(False)
     peer(run_faiss)
     peer(run_usearch)

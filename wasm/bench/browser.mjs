@@ -36,6 +36,10 @@ const roots = [
 ];
 const server = createServer((req, res) => {
   const url = new URL(req.url, "http://x").pathname;
+  if (url === "/favicon.ico") {
+    res.writeHead(204).end();
+    return;
+  }
   if (url === "/") {
     res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>bench</title>");
     return;
@@ -108,7 +112,7 @@ try {
     const measured = run(modules, { base: await floats("/data/base.f32"), queries: await floats("/data/queries.f32"), dimension });
     return [...failures, ...measured];
   }, { dimension: DIMENSION });
-  for (const row of rows) console.log(JSON.stringify(row));
+  for (const row of rows) console.log(JSON.stringify({ n, ...row }));
   const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
   const modulesDir = path.join(here, "node_modules");
   console.log(

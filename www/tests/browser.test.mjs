@@ -117,6 +117,36 @@ test("a persisted database survives a reload, with batches, deletes and compacti
   }
 });
 
+test("a write is durable once its promise resolves: the page is closed right after, without flush or close", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const first = await openHarness(context);
+    const written = await first.page.evaluate(async () => {
+      const { Database } = window.arrwdb;
+      await Database.destroy("durable");
+      const db = await Database.open("durable");
+      await db.createLibrary({ name: "d", dimension: 2 });
+      const results = [];
+      for (let i = 0; i < 5; i++) results.push((await db.upsert("d", { id: `w${i}`, chunks: [{ embedding: [1, i] }] })).id);
+      results.push((await db.upsertBatch("d", { ids: ["x", "y"], vectors: new Float32Array([0, 1, 1, 1]) })).seq);
+      // No flush(), no close(): the page goes away now, as a closed tab does.
+      return results;
+    });
+    assert.deepEqual(written, ["w0", "w1", "w2", "w3", "w4", 8]);
+    await first.page.close();
+    const second = await openHarness(context);
+    const seen = await second.page.evaluate(async () => {
+      const db = await window.arrwdb.Database.open("durable");
+      return { info: db.getLibrary("d"), ids: db.listDocuments("d").documents.map((d) => d.id) };
+    });
+    assert.equal(seen.info.seq, 8);
+    assert.deepEqual(seen.ids, ["w0", "w1", "w2", "w3", "w4", "x", "y"]);
+    assert.deepEqual([...first.problems, ...second.problems], []);
+  } finally {
+    await context.close();
+  }
+});
+
 test("two handles on one database: committed writes reach the other, a stale write conflicts", { timeout: 60_000 }, async () => {
   const context = await browser.newContext();
   try {
@@ -453,6 +483,30 @@ test("follow: a browser replica catches up with the host writing to S3 (SeaweedF
     assert.equal(caughtUp.info.documents, 29);
     assert.equal(caughtUp.info.seq, target);
     assert.deepEqual(caughtUp.hits, await hostSearch());
+
+    // The same replica in a Web Worker (what the in-tab console's "Follow" does).
+    const inWorker = await page.evaluate(
+      async ({ base, lib, query }) => {
+        const worker = await window.arrwdb.WorkerDatabase.spawn({ follow: { baseUrl: base, library: lib, prefix: "site", pollInterval: 0 } });
+        const position = await worker.poll();
+        const hits = (await worker.search(lib, query)).hits.map((h) => [h.chunk_id, h.score]);
+        let write;
+        try {
+          await worker.upsert(lib, { id: "x", chunks: [{ embedding: [1, 0, 0, 0] }] });
+          write = "written";
+        } catch (e) {
+          write = `${e.kind}: ${e.message}`;
+        }
+        worker.terminate();
+        return { kind: worker.kind, position, hits, write };
+      },
+      { base, lib, query },
+    );
+    assert.deepEqual(
+      { ...inWorker, hits: undefined },
+      { kind: "Replica", position: target, hits: undefined, write: "invalid: a Replica has no method `upsert`" },
+    );
+    assert.deepEqual(inWorker.hits, caughtUp.hits);
 
     // Deleting the library on the host ends the replica.
     await hostJson(host.url, "DELETE", `/v1/libraries/${lib}`);

@@ -173,6 +173,27 @@ test("the playground loads the bundled sample and searches it like exact computa
       assert.equal(got, `${ids.filter((id) => exact1.includes(id)).length}/10`, `${index}/${quantization}`);
     }
 
+    // Keyboard only: Tab walks the controls in reading order, Enter in a field searches.
+    await page.focus("#index");
+    const order = [];
+    for (let i = 0; i < 15; i++) {
+      order.push(await page.evaluate(() => document.activeElement.id));
+      await page.keyboard.press("Tab");
+    }
+    assert.deepEqual(order, [
+      "index", "quantization", "stemmer", "load", "query", "text", "mode", "fusion", "k", "breadth",
+      "year-from", "year-to", "popular", "filter", "search",
+    ]);
+    await page.selectOption("#mode", "keyword");
+    await page.focus("#text");
+    await page.keyboard.press("Control+A");
+    await page.keyboard.type("numpy arrays");
+    const searches = await page.locator("#summary").getAttribute("data-searches");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((old) => document.querySelector("#summary").dataset.searches !== old, searches);
+    assert.match(await page.locator("#summary").textContent(), /keyword search/);
+    assert.ok((await rows(page)).every((h) => /numpy|array/i.test(h.cells[2])), "keyword hits have a query word");
+
     // The screenshot: a hybrid search on HNSW with a filter.
     await load(page, "hnsw");
     await page.selectOption("#query", "2");

@@ -5,9 +5,10 @@
 //! PyPI, the Node peers from wasm/bench's lock file), builds `arrwdb-bench` and the npm
 //! package (and, for tests/bench/runtimes.py, the host and the edge component), then
 //! hands over to tests/bench/peers.py, which runs everything else (native
-//! arrwDB, the Python peers, wasm in Node, the runtimes comparison when present), prints
+//! arrwDB, the Python peers, wasm in Node and in headless Chromium, the runtimes
+//! comparison when present), prints
 //! the tables and writes docs/benchmarks/. The arguments after `bench` go to peers.py
-//! (`--n`, `--queries`, `--threads`, `--skip arrwdb,peers,node,runtimes`); `--no-npm`
+//! (`--n`, `--queries`, `--threads`, `--skip arrwdb,peers,node,chromium,runtimes`); `--no-npm`
 //! reuses the npm package already in wasm/pkg instead of rebuilding it.
 
 use std::path::Path;
@@ -66,6 +67,8 @@ pub fn bench(root: &Path, extra: &[String]) -> Result {
     let extra: Vec<&String> = extra.iter().filter(|a| *a != "--no-npm").collect();
     install_python(&BENCH_PACKAGES)?;
     install_node(root)?;
+    // browser.mjs drives Debian's Chromium through www's pinned playwright-core.
+    crate::npm::install_www(root)?;
     crate::install_rust_targets()?;
     if no_npm && root.join("wasm/pkg/nodejs/index.mjs").exists() {
         step("npm package: reusing wasm/pkg (--no-npm)");
@@ -110,6 +113,8 @@ pub fn bench(root: &Path, extra: &[String]) -> Result {
         .arg(target.join("release/arrwdb-bench"))
         .arg("--node-bench")
         .arg(root.join("wasm/bench/node.mjs"))
+        .arg("--browser-bench")
+        .arg(root.join("wasm/bench/browser.mjs"))
         .arg("--out")
         .arg(root.join("docs/benchmarks"));
     if runtimes.exists() {
