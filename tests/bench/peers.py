@@ -543,7 +543,8 @@ def main():
                         help="queries of the Chromium run (default 200)")
     parser.add_argument("--runtimes", help="tests/bench/runtimes.py (skipped when absent)")
     parser.add_argument("--out", help="directory for results.{json,md} and the plots")
-    parser.add_argument("--skip", default="", help="comma list of: arrwdb,peers,node,chromium,runtimes")
+    parser.add_argument("--skip", default="",
+                        help="comma list of: arrwdb,peers,node,chromium,runtimes")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     started = time.perf_counter()

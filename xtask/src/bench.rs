@@ -4,12 +4,12 @@
 //! Installs what the run needs unless it is there (the Python peers and matplotlib from
 //! PyPI, the Node peers from wasm/bench's lock file), builds `arrwdb-bench` and the npm
 //! package (and, for tests/bench/runtimes.py, the host and the edge component), then
-//! hands over to tests/bench/peers.py, which runs everything else (native
-//! arrwDB, the Python peers, wasm in Node and in headless Chromium, the runtimes
-//! comparison when present), prints
-//! the tables and writes docs/benchmarks/. The arguments after `bench` go to peers.py
-//! (`--n`, `--queries`, `--threads`, `--skip arrwdb,peers,node,chromium,runtimes`); `--no-npm`
-//! reuses the npm package already in wasm/pkg instead of rebuilding it.
+//! hands over to tests/bench/peers.py, which runs everything else (native arrwDB, the
+//! Python peers, wasm in Node and in headless Chromium, the runtimes comparison when
+//! present), prints the tables and writes docs/benchmarks/. The arguments after `bench`
+//! go to peers.py (`--n`, `--queries`, `--threads`, `--skip
+//! arrwdb,peers,node,chromium,runtimes`); `--no-npm` reuses the npm package already in
+//! wasm/pkg instead of rebuilding it.
 
 use std::path::Path;
 use std::process::Command;

@@ -82,7 +82,7 @@ export class WorkerDatabase {
     this.#pending.clear();
   }
 
-  /** Stops the worker; pending calls reject with `unavailable`. */
+  /** Stops the worker; pending and later calls reject with `unavailable`. */
   terminate() {
     this.#terminated = true;
     this.#worker.terminate();
