@@ -15,8 +15,9 @@
 //!   the text), it honours `deny_unknown_fields`, and it instantiates one deserializer
 //!   per type instead of two (JS value → `serde_json::Value` → type), which keeps the
 //!   `.wasm` smaller.
-//! - Vectors never go through JSON on the way in: query vectors, `Float32Array`
-//!   embeddings and batch matrices arrive as `&[f32]`, one `memcpy` into wasm memory.
+//! - Vectors never go through JSON: query vectors, `Float32Array` embeddings and batch
+//!   matrices arrive as `&[f32]`, one `memcpy` into wasm memory; the vectors of search
+//!   hits and of a stored document leave as one `Float32Array` beside the JSON text.
 //! - Every mutation goes through [`Engine::prepare`] then [`Engine::apply`]. With
 //!   logging on, the applied [`WalRecord`]s are kept until [`RawEngine::take_log`] hands
 //!   them to JavaScript as framed WAL segments (`arrwdb_core::codec`), the format the
@@ -179,15 +180,20 @@ impl RawEngine {
             .map_err(|e| js_error(&e))
     }
 
-    /// A stored document as JSON (embeddings as number arrays).
+    /// A stored document: `[json, embeddings]`, the `DocumentResponse` JSON with every
+    /// chunk's `embedding` empty, and the chunks' embeddings one after another in one
+    /// `Float32Array` (never through JSON).
     #[wasm_bindgen(js_name = getDocument)]
-    pub fn get_document(&self, library: &str, id: &str) -> JsResult<String> {
+    pub fn get_document(&self, library: &str, id: &str) -> JsResult<Array> {
         let query = Query::GetDocument {
             library: library.into(),
             document: id.into(),
         };
         match self.engine.query(&query) {
-            Ok(QueryResponse::Document(document)) => json(&document),
+            Ok(QueryResponse::Document(mut document)) => {
+                let vectors = take_vectors(document.chunks.iter_mut().map(|c| &mut c.embedding));
+                json(&document).map(|text| with_vectors(text, &vectors))
+            }
             Ok(_) => Err(unexpected()),
             Err(e) => Err(e),
         }
@@ -246,13 +252,15 @@ impl RawEngine {
     }
 
     /// Searches with a JSON request; `vector`, when given, replaces the request's.
-    /// Returns the `SearchResponse` JSON (`took_ms` is the caller's to fill).
+    /// Returns `[json, vectors]`: the `SearchResponse` JSON (`took_ms` is the caller's
+    /// to fill) without hit vectors, and, when the request includes `"vector"`, every
+    /// hit's vector in hit order in one `Float32Array` (empty otherwise).
     pub fn search(
         &self,
         library: &str,
         request: &str,
         vector: Option<Vec<f32>>,
-    ) -> JsResult<String> {
+    ) -> JsResult<Array> {
         let run = || {
             let mut request: SearchRequest = parse(request, "search request")?;
             if vector.is_some() {
@@ -263,7 +271,20 @@ impl RawEngine {
                 request,
             };
             match self.engine.query(&query)? {
-                QueryResponse::Search(response) => json(&response),
+                QueryResponse::Search(mut response) => {
+                    let vectors = take_vectors(
+                        response
+                            .hits
+                            .iter_mut()
+                            .filter_map(|hit| hit.vector.as_mut()),
+                    );
+                    // Every hit has its vector or none has (`include`); the JavaScript
+                    // side splits the buffer evenly.
+                    for hit in &mut response.hits {
+                        hit.vector = None;
+                    }
+                    json(&response).map(|text| with_vectors(text, &vectors))
+                }
                 _ => Err(unexpected()),
             }
         };
@@ -542,6 +563,23 @@ fn parse_optional<T: DeserializeOwned>(text: &str, what: &str) -> Result<Option<
     } else {
         parse(text, what).map(Some)
     }
+}
+
+/// Moves the vectors out (leaving them empty) into one buffer, one after another.
+fn take_vectors<'a>(vectors: impl Iterator<Item = &'a mut Vec<f32>>) -> Vec<f32> {
+    let mut flat = Vec::new();
+    for v in vectors {
+        flat.append(v);
+    }
+    flat
+}
+
+/// `[text, Float32Array of vectors]`: the vectors cross in one copy, not as JSON numbers.
+fn with_vectors(text: String, vectors: &[f32]) -> Array {
+    Array::of2(
+        &JsValue::from(text),
+        &js_sys::Float32Array::from(vectors).into(),
+    )
 }
 
 /// A response as JSON text, the HTTP API's body.

@@ -515,3 +515,29 @@ test("toArrwdbError keeps engine errors and wraps anything else", () => {
   assert.equal(new ArrwdbError("no such kind", "x").kind, "internal", "unknown kinds become internal");
   assert.deepEqual(ERROR_KINDS, ["invalid", "not_found", "conflict", "unavailable", "internal"]);
 });
+
+test("hit vectors and document embeddings come back bit-exact, each in its own Float32Array", () => {
+  const db = new Database();
+  const d = 7;
+  db.createLibrary({ name: "v", dimension: d });
+  const vectors = randomVectors(21, 20, d);
+  db.upsertBatch("v", { ids: vectors.map((_, i) => `d${i}`), vectors: Float32Array.from(vectors.flatMap((v) => [...v])) });
+  const { hits } = db.search("v", { vector: vectors[3], k: 5, include: ["vector"] });
+  assert.equal(hits.length, 5);
+  assert.equal(hits[0].chunk_id, "d3#0");
+  for (const hit of hits) {
+    assert.ok(hit.vector instanceof Float32Array);
+    assert.equal(hit.vector.buffer.byteLength, d * 4, "not a view into a shared buffer");
+    assert.deepEqual(hit.vector, vectors[Number(hit.document_id.slice(1))], hit.chunk_id);
+  }
+  assert.ok(db.search("v", { vector: vectors[3], k: 5, include: [] }).hits.every((h) => !("vector" in h)));
+
+  const chunks = randomVectors(22, 3, d);
+  db.upsert("v", { id: "multi", chunks: chunks.map((embedding, i) => ({ text: `chunk ${i}`, embedding })) });
+  const doc = db.getDocument("v", "multi");
+  assert.deepEqual(doc.chunks.map((c) => c.text), ["chunk 0", "chunk 1", "chunk 2"]);
+  doc.chunks.forEach((c, i) => {
+    assert.deepEqual(c.embedding, chunks[i]);
+    assert.equal(c.embedding.buffer.byteLength, d * 4);
+  });
+});

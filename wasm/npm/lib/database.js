@@ -1,8 +1,9 @@
 // The in-memory Database and the read methods every kind of database shares.
 //
 // Requests cross into wasm as JSON text, vectors as Float32Arrays beside it (one copy
-// into wasm memory, never element by element); responses come back as JSON text and
-// stored vectors are turned back into Float32Arrays. See wasm/src/lib.rs for why.
+// into wasm memory, never element by element); responses come back as JSON text, and
+// the vectors of hits and documents as one Float32Array beside it, split here into one
+// array per vector. See wasm/src/lib.rs for why.
 import { ArrwdbError, guard } from "./errors.js";
 import { newRawEngine } from "./bindings.js";
 
@@ -84,8 +85,12 @@ export class Reader {
 
   /** A stored document; embeddings come back as Float32Arrays. Throws `not_found`. */
   getDocument(library, id) {
-    const document = JSON.parse(guard(() => this._raw.getDocument(String(library), String(id))));
-    for (const chunk of document.chunks) chunk.embedding = Float32Array.from(chunk.embedding);
+    const [text, embeddings] = guard(() => this._raw.getDocument(String(library), String(id)));
+    const document = JSON.parse(text);
+    const d = document.chunks.length === 0 ? 0 : embeddings.length / document.chunks.length;
+    document.chunks.forEach((chunk, i) => {
+      chunk.embedding = embeddings.slice(i * d, (i + 1) * d);
+    });
     return document;
   }
 
@@ -106,9 +111,14 @@ export class Reader {
       if (vector !== undefined) delete body.vector;
     }
     const text = stringify(body, "search request");
-    const response = JSON.parse(guard(() => this._raw.search(String(library), text, vector)));
-    for (const hit of response.hits) {
-      if (hit.vector !== undefined) hit.vector = Float32Array.from(hit.vector);
+    const [answer, vectors] = guard(() => this._raw.search(String(library), text, vector));
+    const response = JSON.parse(answer);
+    // With `include: ["vector"]` every hit's vector is in `vectors`, in hit order.
+    if (vectors.length > 0) {
+      const d = vectors.length / response.hits.length;
+      response.hits.forEach((hit, i) => {
+        hit.vector = vectors.slice(i * d, (i + 1) * d);
+      });
     }
     response.took_ms = now() - started;
     return response;
