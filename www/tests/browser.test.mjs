@@ -213,6 +213,12 @@ test("WorkerDatabase runs the engine in a Web Worker, in memory and persisted", 
         error = `${e instanceof window.arrwdb.ArrwdbError}/${e.kind}/${e.message}`;
       }
       memory.terminate();
+      // An application's own worker running the package's worker script (`arrwdb/worker`).
+      const own = await WorkerDatabase.spawn({ worker: new Worker("/pkg/lib/worker.js", { type: "module" }) });
+      await own.createLibrary({ name: "o", dimension: 2 });
+      await own.upsert("o", { id: "z", chunks: [{ embedding: [0, 1] }] });
+      const ownHits = (await own.search("o", { vector: [0, 1] })).hits.map((h) => h.chunk_id);
+      own.terminate();
       const persisted = await WorkerDatabase.spawn({ name: "worker" });
       await persisted.createLibrary({ name: "p", dimension: 2 });
       await persisted.upsert("p", { id: "one", chunks: [{ embedding: [1, 2] }] });
@@ -225,6 +231,7 @@ test("WorkerDatabase runs the engine in a Web Worker, in memory and persisted", 
         error,
         kind,
         kindMemory: memory.kind,
+        ownHits,
         stored: db.getLibrary("p").documents,
       };
     });
@@ -232,6 +239,7 @@ test("WorkerDatabase runs the engine in a Web Worker, in memory and persisted", 
     assert.equal(result.error, "true/not_found/library `nope` not found");
     assert.equal(result.kind, "PersistentDatabase");
     assert.equal(result.kindMemory, "Database");
+    assert.deepEqual(result.ownHits, ["z#0"]);
     assert.equal(result.stored, 1);
     assert.deepEqual(problems, []);
   } finally {
@@ -508,6 +516,27 @@ test("follow: a browser replica catches up with the host writing to S3 (SeaweedF
     );
     assert.deepEqual(inWorker.hits, caughtUp.hits);
 
+    // The in-tab console's "Follow" form does the same from its UI.
+    const local = await context.newPage();
+    const localProblems = watchProblems(local, { allowStatus: [403, 404] });
+    await local.goto(`${server.url}/local.html`);
+    await local.waitForFunction(() => document.querySelector("#status").textContent === "Opened console.", null, { timeout: 15_000 });
+    await local.fill("#follow-url", base);
+    await local.fill("#follow-prefix", "site");
+    await local.fill("#follow-library", lib);
+    await local.click("#follow-form button[type=submit]");
+    await local.waitForFunction((t) => document.querySelector("#follow-info").textContent === `Following follow at record ${t}.`, target, { timeout: 20_000 });
+    assert.equal(await local.locator('#libraries tr[data-library="follow"] td').nth(4).innerText(), "29");
+    await local.fill("#search-vector", JSON.stringify(query.vector));
+    await local.fill("#search-text", "");
+    await local.selectOption("#search-library", lib);
+    await local.click("#search-form button[type=submit]");
+    await local.waitForFunction(() => document.querySelectorAll("#hits tbody tr").length === 5);
+    assert.deepEqual(
+      await local.locator("#hits tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.chunkId)),
+      caughtUp.hits.map(([id]) => id),
+    );
+
     // Deleting the library on the host ends the replica.
     await hostJson(host.url, "DELETE", `/v1/libraries/${lib}`);
     await waitFor(() => page.evaluate(() => window.replica.deleted), 20_000, "the replica to see the deletion");
@@ -535,7 +564,15 @@ test("follow: a browser replica catches up with the host writing to S3 (SeaweedF
       return { name, documents: db.getLibrary(name).documents };
     }, `${base}site/default/single/snapshots/${String(snapshotSeq).padStart(20, "0")}.snap`);
     assert.deepEqual(loaded, { name: "single", documents: 1 });
+    // … and so does the in-tab console's "Load a snapshot from a URL".
+    await local.reload();
+    await local.waitForFunction(() => document.querySelector("#status").textContent === "Opened console.", null, { timeout: 15_000 });
+    await local.fill("#load-url", `${base}site/default/single/snapshots/${String(snapshotSeq).padStart(20, "0")}.snap`);
+    await local.click("#load-form button[type=submit]");
+    await local.waitForFunction(() => document.querySelector("#status").textContent === "Loaded library single.", null, { timeout: 15_000 });
+    assert.equal(await local.locator('#libraries tr[data-library="single"] td').nth(4).innerText(), "1");
     assert.deepEqual(problems, []);
+    assert.deepEqual(localProblems, []);
   } finally {
     await context.close();
     await host?.stop();
