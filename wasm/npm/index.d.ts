@@ -502,8 +502,22 @@ export function withEmbedder<
 /** Browsers: fetches and compiles the .wasm (`input`: its URL, a Response, bytes or a
  * module). Node and bundlers: nothing to do. `Database.open`/`follow` call it for you. */
 export default function init(
-  input?: string | URL | Request | Response | BufferSource | WebAssembly.Module,
+  input?: string | URL | Request | Response | ArrayBuffer | ArrayBufferView | WebAssembly.Module,
 ): Promise<void>;
 
 /** Compiles the .wasm synchronously (browsers); a no-op in Node and bundlers. */
-export function initSync(module?: BufferSource | WebAssembly.Module): void;
+export function initSync(module?: ArrayBuffer | ArrayBufferView | WebAssembly.Module): void;
+
+// Web platform names used above. A project compiled without the DOM lib (Node, no
+// `lib: ["dom"]`) has none of them; these empty interfaces let it compile, and where
+// the DOM lib or @types/node declares them they merge into those declarations.
+declare global {
+  interface Worker {}
+  interface Request {}
+  interface Response {}
+  interface RequestInit {}
+  interface URL {}
+  namespace WebAssembly {
+    interface Module {}
+  }
+}

@@ -1,7 +1,8 @@
 // The hand-written TypeScript declarations (index.d.ts) against the built package,
 // resolved the way a TypeScript project resolves `import "arrwdb"` (node_modules, the
 // export map's "types"): types/usage.ts, which calls every public method with every
-// option, must compile under --strict; each marked line of types/misuse.ts must fail.
+// option, must compile under --strict, with and without the DOM lib; each marked line
+// of types/misuse.ts must fail.
 // Uses the pinned tsc of wasm/tools.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +16,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const tsc = path.resolve(here, "..", "tools", "node_modules", ".bin", "tsc");
 const pkg = path.resolve(here, "..", "pkg");
 
-function compile(file) {
+/** tsc --strict on types/`file` importing the package; `lib` as a project sets it. */
+function compile(file, lib = ["es2022", "dom"]) {
   const dir = mkdtempSync(path.join(tmpdir(), "arrwdb-types-"));
   try {
     mkdirSync(path.join(dir, "node_modules"));
@@ -27,7 +29,7 @@ function compile(file) {
       JSON.stringify({
         compilerOptions: {
           strict: true, noEmit: true, target: "es2022", module: "nodenext", moduleResolution: "nodenext",
-          lib: ["es2022", "dom"], types: [], skipLibCheck: false, noUnusedLocals: false,
+          lib, types: [], skipLibCheck: false, noUnusedLocals: false,
         },
         files: [file],
       }),
@@ -45,6 +47,10 @@ function compile(file) {
 
 test("every public call type-checks under --strict", () => {
   assert.equal(compile("usage.ts"), "");
+});
+
+test("the declarations compile without the DOM lib, as in a Node project", () => {
+  assert.equal(compile("usage.ts", ["es2022"]), "");
 });
 
 test("misuse is a type error on exactly the marked lines", () => {
