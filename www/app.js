@@ -15,7 +15,7 @@ const $ = (selector) => document.querySelector(selector);
 let db = null;
 /** The decoded sample: { dimension, documents, queries, docVectors, queryVectors }. */
 let sample = null;
-/** What is loaded: { index, quantization, exactTwin }. */
+/** What is loaded: { index, exactTwin }. */
 let loaded = null;
 
 function setStatus(message, isError = false) {
@@ -105,7 +105,7 @@ async function load() {
   } else {
     await db.deleteLibrary(EXACT).catch(() => {});
   }
-  loaded = { index, quantization, exactTwin };
+  loaded = { index, exactTwin };
   const info = await db.getLibrary(LIBRARY);
   const snapshot = await db.exportSnapshot(LIBRARY);
   $("#library").textContent =
@@ -113,7 +113,6 @@ async function load() {
     `${info.documents.toLocaleString("en")} documents, loaded and indexed in ${Math.round(took)} ms; ` +
     `snapshot ${snapshot.length.toLocaleString("en")} bytes.` +
     (sample.verified ? "" : " (The sample's SHA-256 was not checked: this origin is not secure.)");
-  $("#library").dataset.index = index;
   $("#library").dataset.documents = String(info.documents);
 }
 
@@ -152,7 +151,7 @@ function requestOfForm() {
   if (mode) request.mode = mode;
   if (mode === "vector") delete request.text;
   if (mode === "keyword") delete request.vector;
-  if (request.vector && request.text && request.mode !== "vector" && request.mode !== "keyword") {
+  if (request.vector && request.text) {
     request.fusion = $("#fusion").value === "linear" ? { method: "linear", normalization: "min_max" } : { method: "rrf" };
   }
   const breadth = $("#breadth").value;
@@ -228,15 +227,12 @@ async function search() {
 
 /** Runs a UI action with the form buttons disabled, reporting its outcome. */
 async function action(fn) {
-  const buttons = [$("#load"), $("#search")];
-  for (const button of buttons) button.disabled = true;
+  $("#load").disabled = true;
+  $("#search").disabled = true;
   try {
-    const message = await fn();
-    if (message) setStatus(message);
-    return true;
+    setStatus(await fn());
   } catch (error) {
     setStatus(describe(error), true);
-    return false;
   } finally {
     $("#load").disabled = false;
     $("#search").disabled = loaded === null;

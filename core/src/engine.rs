@@ -885,8 +885,8 @@ impl LibraryState {
         // The same bounds as the index parameters they override (`ef_search`, `nprobe`
         // up to the largest `nlist`); an index that has no such knob ignores it.
         for (name, value, max) in [
-            ("ef", request.params.ef, 4096),
-            ("nprobe", request.params.nprobe, 65_536),
+            ("ef", request.params.ef, crate::model::MAX_EF),
+            ("nprobe", request.params.nprobe, crate::model::MAX_NLIST),
         ] {
             if let Some(v) = value
                 && !(1..=max).contains(&v)

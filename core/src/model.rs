@@ -224,6 +224,11 @@ impl<'de> Deserialize<'de> for QuantizationConfig {
     }
 }
 
+/// Largest HNSW `ef_construction` / `ef_search`, and of a search's `params.ef`.
+pub const MAX_EF: u32 = 4096;
+/// Largest IVF `nlist`, and of a search's `params.nprobe` (which cannot probe more).
+pub const MAX_NLIST: u32 = 65_536;
+
 fn check_range(name: &str, value: u64, min: u64, max: u64) -> crate::error::Result<()> {
     if (min..=max).contains(&value) {
         Ok(())
@@ -262,8 +267,13 @@ impl Default for HnswParams {
 impl HnswParams {
     fn validate(&self) -> crate::error::Result<()> {
         check_range("m", self.m.into(), 2, 128)?;
-        check_range("ef_construction", self.ef_construction.into(), 1, 4096)?;
-        check_range("ef_search", self.ef_search.into(), 1, 4096)
+        check_range(
+            "ef_construction",
+            self.ef_construction.into(),
+            1,
+            MAX_EF.into(),
+        )?;
+        check_range("ef_search", self.ef_search.into(), 1, MAX_EF.into())
     }
 }
 
@@ -297,7 +307,7 @@ impl Default for IvfParams {
 
 impl IvfParams {
     fn validate(&self) -> crate::error::Result<()> {
-        check_range("nlist", self.nlist.into(), 1, 65_536)?;
+        check_range("nlist", self.nlist.into(), 1, MAX_NLIST.into())?;
         check_range("nprobe", self.nprobe.into(), 1, self.nlist.into())?;
         check_range(
             "train_size",

@@ -356,7 +356,7 @@ def native_table(threads, total):
     return out
 
 
-def node_table(total, setting="node"):
+def wasm_table(total, setting):
     out = ["| n | engine | index | build | search | recall@10 | QPS | build s |",
            "|---|---|---|---|---|---|---|---|"]
     for row in [r for r in ROWS if r.get("setting") == setting]:
@@ -578,12 +578,12 @@ def main():
               "", "### Ratios (pair by pair, this run)", "", *ratio_lines, "", "### Targets", "",
               *target_lines, ""]
         if any(r.get("setting") == "node" for r in ROWS) or node_lines:
-            md += ["### wasm in Node", "", *node_table(args.queries), "", "```", *node_lines,
+            md += ["### wasm in Node", "", *wasm_table(args.queries, "node"), "", "```", *node_lines,
                    "```", ""]
         browser_lines = [json.dumps(m) for m in state["browser_meta"]]
         if any(r.get("setting") == "chromium" for r in ROWS) or browser_lines:
             md += ["### wasm in headless Chromium (the page's main thread)", "",
-                   *node_table(args.browser_queries, "chromium"), "", "```", *browser_lines,
+                   *wasm_table(args.browser_queries, "chromium"), "", "```", *browser_lines,
                    "```", ""]
         if state["runtime_rows"]:
             md += ["### wasmtime vs native (tests/bench/runtimes.py)", "", "```",

@@ -191,7 +191,12 @@ impl RawEngine {
         };
         match self.engine.query(&query) {
             Ok(QueryResponse::Document(mut document)) => {
-                let vectors = take_vectors(document.chunks.iter_mut().map(|c| &mut c.embedding));
+                let vectors = concat(
+                    document
+                        .chunks
+                        .iter_mut()
+                        .map(|c| std::mem::take(&mut c.embedding)),
+                );
                 json(&document).map(|text| with_vectors(text, &vectors))
             }
             Ok(_) => Err(unexpected()),
@@ -272,17 +277,10 @@ impl RawEngine {
             };
             match self.engine.query(&query)? {
                 QueryResponse::Search(mut response) => {
-                    let vectors = take_vectors(
-                        response
-                            .hits
-                            .iter_mut()
-                            .filter_map(|hit| hit.vector.as_mut()),
-                    );
                     // Every hit has its vector or none has (`include`); the JavaScript
                     // side splits the buffer evenly.
-                    for hit in &mut response.hits {
-                        hit.vector = None;
-                    }
+                    let vectors =
+                        concat(response.hits.iter_mut().filter_map(|hit| hit.vector.take()));
                     json(&response).map(|text| with_vectors(text, &vectors))
                 }
                 _ => Err(unexpected()),
@@ -565,11 +563,11 @@ fn parse_optional<T: DeserializeOwned>(text: &str, what: &str) -> Result<Option<
     }
 }
 
-/// Moves the vectors out (leaving them empty) into one buffer, one after another.
-fn take_vectors<'a>(vectors: impl Iterator<Item = &'a mut Vec<f32>>) -> Vec<f32> {
+/// The vectors in one buffer, one after another.
+fn concat(vectors: impl Iterator<Item = Vec<f32>>) -> Vec<f32> {
     let mut flat = Vec::new();
-    for v in vectors {
-        flat.append(v);
+    for mut v in vectors {
+        flat.append(&mut v);
     }
     flat
 }

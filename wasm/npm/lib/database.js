@@ -28,6 +28,13 @@ function typedVector(value) {
   return null;
 }
 
+/** `flat` (the engine's vectors one after another) cut into `count` equal
+ * Float32Arrays, each with a buffer of its own. */
+function splitVectors(flat, count) {
+  const d = count === 0 ? 0 : flat.length / count;
+  return Array.from({ length: count }, (_, i) => flat.slice(i * d, (i + 1) * d));
+}
+
 /** A document id when the caller gave none (same as the host: a random UUID). */
 export function randomId() {
   const crypto = globalThis.crypto;
@@ -87,9 +94,9 @@ export class Reader {
   getDocument(library, id) {
     const [text, embeddings] = guard(() => this._raw.getDocument(String(library), String(id)));
     const document = JSON.parse(text);
-    const d = document.chunks.length === 0 ? 0 : embeddings.length / document.chunks.length;
+    const split = splitVectors(embeddings, document.chunks.length);
     document.chunks.forEach((chunk, i) => {
-      chunk.embedding = embeddings.slice(i * d, (i + 1) * d);
+      chunk.embedding = split[i];
     });
     return document;
   }
@@ -115,9 +122,9 @@ export class Reader {
     const response = JSON.parse(answer);
     // With `include: ["vector"]` every hit's vector is in `vectors`, in hit order.
     if (vectors.length > 0) {
-      const d = vectors.length / response.hits.length;
+      const split = splitVectors(vectors, response.hits.length);
       response.hits.forEach((hit, i) => {
-        hit.vector = vectors.slice(i * d, (i + 1) * d);
+        hit.vector = split[i];
       });
     }
     response.took_ms = now() - started;
